@@ -1,0 +1,71 @@
+"""ssmred: balanced truncation and Hankel analysis for (deep) state-space models.
+
+The core imports numpy and scipy only. Framework adapters live in separate packages
+(``ssmred_torch``).
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ssmred import errors as errors
+from ssmred.balanced import BalancedTruncation as BalancedTruncation
+from ssmred.balanced import BTResult as BTResult
+from ssmred.balanced import SPAResult as SPAResult
+from ssmred.balanced import balanced_truncation as balanced_truncation
+from ssmred.balanced import singular_perturbation as singular_perturbation
+from ssmred.bounds import bt_error_bounds as bt_error_bounds
+from ssmred.bounds import order_from_energy as order_from_energy
+from ssmred.construct import from_diagonal as from_diagonal
+from ssmred.construct import random_stable as random_stable
+from ssmred.errors import AccuracyWarning as AccuracyWarning
+from ssmred.errors import BackendUnavailableError as BackendUnavailableError
+from ssmred.errors import DimensionError as DimensionError
+from ssmred.errors import NotStableError as NotStableError
+from ssmred.gramians import GramianFactors as GramianFactors
+from ssmred.gramians import controllability_gramian as controllability_gramian
+from ssmred.gramians import diagonal_gramians as diagonal_gramians
+from ssmred.gramians import gramian_factors as gramian_factors
+from ssmred.gramians import observability_gramian as observability_gramian
+from ssmred.hsv import hankel_singular_values as hankel_singular_values
+from ssmred.hsv import hsv_diagonal as hsv_diagonal
+from ssmred.norms import PeakGain as PeakGain
+from ssmred.norms import h2_norm as h2_norm
+from ssmred.norms import hankel_norm as hankel_norm
+from ssmred.norms import hinf_norm as hinf_norm
+from ssmred.norms import peak_gain as peak_gain
+from ssmred.statespace import StateSpace as StateSpace
+
+try:
+    __version__ = version("ssmred")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+__all__ = [
+    "AccuracyWarning",
+    "BTResult",
+    "BackendUnavailableError",
+    "BalancedTruncation",
+    "DimensionError",
+    "GramianFactors",
+    "NotStableError",
+    "PeakGain",
+    "SPAResult",
+    "StateSpace",
+    "__version__",
+    "balanced_truncation",
+    "bt_error_bounds",
+    "controllability_gramian",
+    "diagonal_gramians",
+    "errors",
+    "from_diagonal",
+    "gramian_factors",
+    "h2_norm",
+    "hankel_norm",
+    "hankel_singular_values",
+    "hinf_norm",
+    "hsv_diagonal",
+    "observability_gramian",
+    "order_from_energy",
+    "peak_gain",
+    "random_stable",
+    "singular_perturbation",
+]

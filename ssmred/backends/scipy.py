@@ -1,0 +1,307 @@
+r"""Numerical kernels built on scipy.linalg (real and complex, continuous and discrete).
+
+* :func:`lyapunov_factor` computes a Cholesky-type factor :math:`L` with :math:`P = L L^H` of the
+  solution of :math:`A P + P A^H + B B^H = 0` (CT) or :math:`A P A^H - P + B B^H = 0` (DT) directly,
+  by Hammarling's method on the complex Schur form, without ever forming :math:`P`. This keeps the
+  accuracy of the small Hankel singular values (a factor of a computed ``P`` loses half the digits).
+* :func:`equilibrate` scales the states by powers of two (exact in floating point) so that the rows
+  and columns of ``[[A, B], [C, 0]]`` are balanced, like SLICOT's TB01ID.
+* :func:`psd_factor` is a rank-revealing pivoted Cholesky factor of a given PSD matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as spla
+from scipy.linalg import lapack
+
+__all__ = [
+    "equilibrate",
+    "lyapunov_factor",
+    "psd_factor",
+    "lyapunov_factor_pair",
+    "realify_factor",
+    "triangular_lyapunov_factor",
+]
+
+
+def equilibrate(
+    A: np.ndarray, B: np.ndarray, C: np.ndarray, *, max_sweeps: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""Diagonal state scaling :math:`x = D \tilde x` by powers of two that balances the system.
+
+    Returns ``(D^{-1} A D, D^{-1} B, C D, d)`` with ``d = diag(D)``. Row ``i`` of ``[A, B]`` and column
+    ``i`` of ``[A; C]`` (off-diagonal 1-norms) are made comparable, as SLICOT's TB01ID does. Scaling by
+    powers of two is exact, so the transfer function and Hankel singular values are unchanged.
+
+    Parameters
+    ----------
+    A, B, C
+        System matrices.
+    max_sweeps
+        Upper bound on the number of passes over the states.
+
+    Returns
+    -------
+    tuple
+        ``(A_scaled, B_scaled, C_scaled, d)``.
+
+    Examples
+    --------
+    >>> A = np.array([[-1.0, 1e4], [0.0, -2.0]]); B = np.array([[1.0], [1e-4]]); C = np.array([[1.0, 1e4]])
+    >>> As, Bs, Cs, d = equilibrate(A, B, C)
+    >>> bool(abs(As[0, 1]) < 1e4)
+    True
+    """
+    A = np.array(A, copy=True)
+    B = np.array(B, copy=True)
+    C = np.array(C, copy=True)
+    n = A.shape[0]
+    d = np.ones(n)
+    absA = np.abs(A)
+    np.fill_diagonal(absA, 0.0)
+    col = absA.sum(axis=0) + np.abs(C).sum(axis=0)
+    row = absA.sum(axis=1) + np.abs(B).sum(axis=1)
+    for _ in range(max_sweeps):
+        changed = False
+        for i in range(n):
+            c, r = col[i], row[i]
+            if c == 0.0 or r == 0.0:
+                continue
+            f = 2.0 ** np.round(0.5 * np.log2(r / c))
+            if f == 1.0 or (c * f + r / f) >= 0.95 * (c + r):
+                continue
+            changed = True
+            d[i] *= f
+            # column i of A and C grows by f, row i of A and B shrinks by f
+            absA[:, i] *= f
+            absA[i, :] /= f
+            A[:, i] *= f
+            A[i, :] /= f
+            C[:, i] *= f
+            B[i, :] /= f
+            col = absA.sum(axis=0) + np.abs(C).sum(axis=0)
+            row = absA.sum(axis=1) + np.abs(B).sum(axis=1)
+        if not changed:
+            break
+    return A, B, C, d
+
+
+def _householder_drop_first(X: np.ndarray, v: np.ndarray) -> np.ndarray:
+    r"""Return ``Y`` with :math:`Y Y^H = X (I - v v^H) X^H` for a unit vector ``v`` (one column less).
+
+    With the Householder reflector :math:`H = I - 2 w w^H`, :math:`H v = \beta e_1`, one has
+    :math:`I - v v^H = H (I - e_1 e_1^H) H`, so ``Y = (X H)[:, 1:]``.
+    """
+    v = v / np.sqrt(np.vdot(v, v).real)
+    v1 = v[0]
+    beta = -v1 / abs(v1) if v1 != 0 else -1.0
+    w = v.copy()
+    w[0] -= beta
+    wn = np.sqrt(np.vdot(w, w).real)
+    if wn == 0.0:  # v = beta e1 already: I - v v^H = I - e1 e1^H
+        return X[:, 1:].copy()
+    w /= wn
+    XH = X - 2.0 * np.outer(X @ w, w.conj())
+    return XH[:, 1:]
+
+
+def triangular_lyapunov_factor(S: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarray:
+    r"""Upper-triangular :math:`U` with :math:`P = U U^H` for an upper-triangular stable ``S``.
+
+    Solves :math:`S P + P S^H + B B^H = 0` (CT) or :math:`S P S^H - P + B B^H = 0` (DT) by Hammarling's
+    recursion, eliminating the last state first. Partition :math:`S = [[S_1, s],[0, \lambda]]`,
+    :math:`B = [B_1; b]`, :math:`U = [[U_1, u],[0, \alpha]]`:
+
+    * CT: :math:`\alpha = \|b\| / \sqrt{-2\,\mathrm{Re}\,\lambda}`,
+      :math:`(S_1 + \bar\lambda I) u = -B_1 c - \alpha s` with :math:`c = b^H/\alpha`, and the
+      remaining problem has :math:`\hat B_1 = B_1 - u c^H`.
+    * DT: :math:`\alpha = \|b\| / \sqrt{1 - |\lambda|^2}`,
+      :math:`(\bar\lambda S_1 - I) u = -B_1 c - \bar\lambda \alpha s`; with :math:`z = S_1 u + \alpha s`,
+      :math:`X = [z, B_1]` and the unit vector :math:`v = [\bar\lambda; c]`, the remaining right-hand
+      side is :math:`X (I - v v^H) X^H`, of rank ``m`` (one Householder reflection).
+
+    Parameters
+    ----------
+    S
+        Upper-triangular complex matrix (complex Schur form), stable.
+    B
+        Input matrix in the same coordinates, shape ``(n, m)``.
+    discrete
+        Discrete-time (Stein) equation instead of the continuous one.
+
+    Returns
+    -------
+    numpy.ndarray
+        Upper-triangular complex ``U`` of shape ``(n, n)``.
+
+    References
+    ----------
+    hammarling1982
+    """
+    S = np.asarray(S, dtype=np.complex128)
+    n = S.shape[0]
+    Bw = np.array(B, dtype=np.complex128)
+    if Bw.shape[1] > n:  # B B^H = R^H R: keep an n-column generator
+        Bw = spla.qr(Bw.conj().T, mode="r")[0][:n].conj().T
+    U = np.zeros((n, n), dtype=np.complex128)
+    eye = np.eye(n, dtype=np.complex128)
+    for k in range(n - 1, -1, -1):
+        lam = S[k, k]
+        b = Bw[k]
+        nb = np.sqrt(np.vdot(b, b).real)
+        denom = (1.0 - abs(lam) ** 2) if discrete else (-2.0 * lam.real)
+        alpha = nb / np.sqrt(denom)
+        U[k, k] = alpha
+        if k == 0:
+            break
+        B1 = Bw[:k]
+        if alpha == 0.0:
+            Bw = B1
+            continue
+        c = b.conj() / alpha
+        s = S[:k, k]
+        S1 = S[:k, :k]
+        if discrete:
+            rhs = -(B1 @ c) - np.conj(lam) * alpha * s
+            u = spla.solve_triangular(np.conj(lam) * S1 - eye[:k, :k], rhs, check_finite=False)
+            z = S1 @ u + alpha * s
+            X = np.column_stack([z, B1])
+            v = np.concatenate([[np.conj(lam)], c])
+            Bw = _householder_drop_first(X, v)
+        else:
+            rhs = -(B1 @ c) - alpha * s
+            u = spla.solve_triangular(S1 + np.conj(lam) * eye[:k, :k], rhs, check_finite=False)
+            Bw = B1 - np.outer(u, c.conj())
+        U[:k, k] = u
+    return U
+
+
+def realify_factor(L: np.ndarray) -> np.ndarray:
+    r"""Real factor :math:`R` with :math:`R R^T = \mathrm{Re}(L L^H)`.
+
+    Computed by a QR factorisation of :math:`[\mathrm{Re}L,\ \mathrm{Im}L]^T`.
+
+    Parameters
+    ----------
+    L
+        Complex factor whose Gramian :math:`L L^H` is real (a real system's Gramian).
+
+    Returns
+    -------
+    numpy.ndarray
+        Real lower-triangular factor of shape ``(n, n)``.
+    """
+    M = np.vstack([L.real.T, L.imag.T])
+    R = spla.qr(M, mode="r")[0][: L.shape[0]]
+    return R.T
+
+
+def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarray:
+    r"""Factor :math:`L` of the Gramian, :math:`P = L L^H`, for a stable ``A`` (dense, any structure).
+
+    Complex Schur form :math:`A = Z S Z^H`, then Hammarling's method on :math:`(S, Z^H B)` and
+    :math:`L = Z U`. For real input the factor is returned real.
+
+    Parameters
+    ----------
+    A, B
+        State and input matrices.
+    discrete
+        Solve the Stein equation :math:`A P A^H - P + B B^H = 0` instead of the CT equation.
+
+    Returns
+    -------
+    numpy.ndarray
+        Factor of shape ``(n, n)`` (float64 for real input, complex128 otherwise).
+
+    Examples
+    --------
+    >>> A = np.array([[-1.0, 2.0], [0.0, -3.0]]); B = np.array([[1.0], [1.0]])
+    >>> L = lyapunov_factor(A, B, discrete=False)
+    >>> P = L @ L.T
+    >>> bool(np.allclose(A @ P + P @ A.T + B @ B.T, 0))
+    True
+    """
+    real = not (np.iscomplexobj(A) or np.iscomplexobj(B))
+    S, Z = spla.schur(np.asarray(A, dtype=np.complex128), output="complex")
+    U = triangular_lyapunov_factor(S, Z.conj().T @ B, discrete=discrete)
+    L = Z @ U
+    return realify_factor(L) if real else L
+
+
+def lyapunov_factor_pair(
+    A: np.ndarray, B: np.ndarray, C: np.ndarray, *, discrete: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Both Gramian factors from one complex Schur form.
+
+    With :math:`A = Z S Z^H` and the reversal permutation :math:`J`,
+    :math:`A^H = (ZJ)(J S^H J)(ZJ)^H` where :math:`J S^H J` is again upper triangular, so the
+    observability factor needs no second Schur decomposition.
+
+    Parameters
+    ----------
+    A, B, C
+        System matrices, ``A`` stable.
+    discrete
+        Discrete-time equations.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(Lc, Lo)`` with :math:`P = L_c L_c^H`, :math:`Q = L_o L_o^H` (real for real input).
+    """
+    real = not (np.iscomplexobj(A) or np.iscomplexobj(B) or np.iscomplexobj(C))
+    S, Z = spla.schur(np.asarray(A, dtype=np.complex128), output="complex")
+    Uc = triangular_lyapunov_factor(S, Z.conj().T @ B, discrete=discrete)
+    ZJ = Z[:, ::-1]
+    SJ = S.conj().T[::-1, ::-1]
+    Uo = triangular_lyapunov_factor(SJ, ZJ.conj().T @ np.conj(C).T, discrete=discrete)
+    Lc, Lo = Z @ Uc, ZJ @ Uo
+    if real:
+        return realify_factor(Lc), realify_factor(Lo)
+    return Lc, Lo
+
+
+def psd_factor(P: np.ndarray, *, rtol: float | None = None) -> np.ndarray:
+    r"""Rank-revealing factor :math:`L` (``n x n``) with :math:`L L^H \approx P` for Hermitian PSD ``P``.
+
+    Pivoted Cholesky (LAPACK ``?pstrf``): :math:`\Pi^T P \Pi = R^H R`, :math:`L = \Pi R^H`, columns
+    beyond the numerical rank set to zero. Never produces NaN on semidefinite input.
+
+    Parameters
+    ----------
+    P
+        Hermitian positive semidefinite matrix.
+    rtol
+        Relative pivot tolerance; default ``n * eps``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The factor, same dtype as ``P``.
+
+    Examples
+    --------
+    >>> L = psd_factor(np.array([[4.0, 2.0], [2.0, 1.0]]))   # rank 1
+    >>> bool(np.allclose(L @ L.T, [[4, 2], [2, 1]]))
+    True
+    """
+    P = np.asarray(P)
+    n = P.shape[0]
+    cplx = np.iscomplexobj(P)
+    P = np.array(P, dtype=np.complex128 if cplx else np.float64, order="F")
+    P = 0.5 * (P + P.conj().T)
+    diag_max = float(np.max(P.diagonal().real)) if n else 0.0
+    if diag_max <= 0.0:
+        return np.zeros_like(P)
+    tol = (n * np.finfo(float).eps if rtol is None else rtol) * diag_max
+    pstrf = lapack.zpstrf if cplx else lapack.dpstrf
+    R, piv, rank, info = pstrf(P, tol=tol, lower=0)
+    if info < 0:
+        raise RuntimeError(f"LAPACK pstrf failed with info={info}")
+    R = np.triu(R)
+    R[rank:, :] = 0.0
+    L = np.zeros_like(R)
+    L[piv - 1, :] = R.conj().T
+    return L

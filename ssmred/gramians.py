@@ -1,0 +1,316 @@
+r"""Controllability and observability Gramians and their square-root factors.
+
+For a stable system the Gramians solve
+
+.. math::
+
+    \text{CT:}\quad A P + P A^H + B B^H = 0,\qquad A^H Q + Q A + C^H C = 0,
+
+    \text{DT:}\quad A P A^H - P + B B^H = 0,\qquad A^H Q A - Q + C^H C = 0.
+
+ssmred works with factors :math:`P = L_c L_c^H`, :math:`Q = L_o L_o^H` computed *directly*
+(Hammarling's method after an exact power-of-two equilibration), never by factoring a computed
+``P`` with ``eigh``. For diagonal :math:`A = \mathrm{diag}(\lambda)` the Gramians have the closed form
+
+.. math::
+
+    P_{ij} = \frac{(B B^H)_{ij}}{1 - \lambda_i \bar\lambda_j}\ (\text{DT}),\qquad
+    P_{ij} = -\frac{(B B^H)_{ij}}{\lambda_i + \bar\lambda_j}\ (\text{CT}),
+
+and likewise for ``Q`` with :math:`C^H C` and :math:`\bar\lambda_i \lambda_j`; its entries are accurate
+to a few ulps relative to :math:`\sqrt{P_{ii} P_{jj}}`, and a pivoted Cholesky factorisation turns
+them into factors.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ssmred._typing import ArrayLike
+from ssmred.backends import GRAMIAN_METHODS, GramianMethod, check_choice
+from ssmred.backends import scipy as scipy_backend
+from ssmred.errors import DimensionError, NotStableError
+from ssmred.statespace import StateSpace, _is_diagonal
+
+__all__ = [
+    "GramianFactors",
+    "controllability_gramian",
+    "diagonal_gramians",
+    "gramian_factors",
+    "observability_gramian",
+    "require_stable",
+]
+
+
+class GramianFactors(NamedTuple):
+    r"""Square-root factors :math:`P = L_c L_c^H` and :math:`Q = L_o L_o^H` (both ``(n, n)``)."""
+
+    Lc: np.ndarray
+    Lo: np.ndarray
+
+
+def require_stable(sys: StateSpace, what: str = "Gramians") -> None:
+    """Raise :class:`NotStableError` unless ``sys`` is asymptotically stable.
+
+    Parameters
+    ----------
+    sys
+        The system.
+    what
+        What is undefined for an unstable system (for the message).
+
+    Raises
+    ------
+    NotStableError
+        If a pole lies on or outside the stability boundary.
+
+    Examples
+    --------
+    >>> require_stable(StateSpace([[-1.0]], [[1.0]], [[1.0]]))
+    """
+    if not isinstance(sys, StateSpace):
+        raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
+    margin = sys.spectral_abscissa()
+    if sys.is_discrete and not margin < 1.0:
+        raise NotStableError(
+            f"{what} need a stable discrete-time system (all |poles| < 1); spectral radius is {margin:.6g}"
+        )
+    if not sys.is_discrete and not margin < 0.0:
+        raise NotStableError(
+            f"{what} need a stable continuous-time system (all Re(poles) < 0); spectral abscissa is {margin:.6g}"
+        )
+
+
+def _resolve(sys: StateSpace, method: str) -> str:
+    check_choice("method", method, GRAMIAN_METHODS)
+    diagonal = _is_diagonal(sys.A)
+    if method == "auto":
+        return "diagonal" if diagonal else "scipy"
+    if method == "diagonal" and not diagonal:
+        raise ValueError("method='diagonal' needs a diagonal A; use method='scipy' for a dense A")
+    if method == "slycot" and sys.is_complex:
+        raise TypeError(
+            "method='slycot' is real-only (SLICOT would silently drop imaginary parts); use method='scipy' "
+            "or the real realization sys.to_real()"
+        )
+    return method
+
+
+def diagonal_gramians(
+    lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Closed-form Gramians of diagonal systems, batched over leading dimensions.
+
+    Parameters
+    ----------
+    lam
+        Eigenvalues, shape ``(..., n)``.
+    B
+        Input matrices, shape ``(..., n, m)``.
+    C
+        Output matrices, shape ``(..., p, n)``.
+    dt
+        ``None`` for continuous time, anything ``> 0`` for discrete time (the value itself does
+        not enter the formula).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(P, Q)``, each of shape ``(..., n, n)``, complex128 (Hermitian).
+
+    Raises
+    ------
+    DimensionError
+        If the shapes do not fit.
+    NotStableError
+        If some ``|λ| >= 1`` (DT) or ``Re λ >= 0`` (CT).
+
+    Notes
+    -----
+    DT: :math:`P_{ij} = (BB^H)_{ij} / (1-\lambda_i\bar\lambda_j)`,
+    :math:`Q_{ij} = (C^HC)_{ij} / (1-\bar\lambda_i\lambda_j)`. CT: :math:`P_{ij} = -(BB^H)_{ij} /
+    (\lambda_i+\bar\lambda_j)`, :math:`Q_{ij} = -(C^HC)_{ij} / (\bar\lambda_i+\lambda_j)`. Cost
+    :math:`O(n^2(m+p))`.
+
+    Examples
+    --------
+    >>> P, Q = diagonal_gramians([0.5], [[1.0]], [[1.0]])
+    >>> P.real.round(4)
+    array([[1.3333]])
+    """
+    lam_, B_, C_ = _check_diagonal_inputs(lam, B, C, dt=dt)
+    BBh = B_ @ np.conj(np.swapaxes(B_, -1, -2))
+    ChC = np.conj(np.swapaxes(C_, -1, -2)) @ C_
+    li = lam_[..., :, None]
+    lj = lam_[..., None, :]
+    if dt is None:
+        P = -BBh / (li + np.conj(lj))
+        Q = -ChC / (np.conj(li) + lj)
+    else:
+        P = BBh / (1.0 - li * np.conj(lj))
+        Q = ChC / (1.0 - np.conj(li) * lj)
+    return P, Q
+
+
+def _check_diagonal_inputs(
+    lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from ssmred.statespace import validate_dt
+
+    validate_dt(dt)
+    lam_ = np.asarray(lam, dtype=np.complex128)
+    B_ = np.asarray(B, dtype=np.complex128)
+    C_ = np.asarray(C, dtype=np.complex128)
+    if lam_.ndim < 1 or lam_.shape[-1] == 0:
+        raise DimensionError(f"lam must have shape (..., n_states) with n_states >= 1; got {lam_.shape}")
+    n = lam_.shape[-1]
+    batch = lam_.shape[:-1]
+    if B_.ndim != lam_.ndim + 1 or B_.shape[:-2] != batch or B_.shape[-2] != n:
+        raise DimensionError(f"B must have shape {(*batch, n, 'n_inputs')} to match lam {lam_.shape}; got {B_.shape}")
+    if C_.ndim != lam_.ndim + 1 or C_.shape[:-2] != batch or C_.shape[-1] != n:
+        raise DimensionError(f"C must have shape {(*batch, 'n_outputs', n)} to match lam {lam_.shape}; got {C_.shape}")
+    for name, arr in (("lam", lam_), ("B", B_), ("C", C_)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite (no NaN/Inf)")
+    if dt is None:
+        worst = float(np.max(lam_.real))
+        if worst >= 0.0:
+            raise NotStableError(f"continuous-time lam must satisfy Re(lam) < 0; max Re(lam) = {worst:.6g}")
+    else:
+        worst = float(np.max(np.abs(lam_)))
+        if worst >= 1.0:
+            raise NotStableError(f"discrete-time lam must satisfy |lam| < 1; max |lam| = {worst:.6g}")
+    return lam_, B_, C_
+
+
+def _factors(sys: StateSpace, method: str) -> GramianFactors:
+    """Gramian factors in the original coordinates (validated, stable ``sys``)."""
+    discrete = sys.is_discrete
+    if method == "diagonal":
+        P, Q = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
+        Lc, Lo = scipy_backend.psd_factor(P), scipy_backend.psd_factor(Q)
+        if not sys.is_complex:
+            Lc, Lo = scipy_backend.realify_factor(Lc), scipy_backend.realify_factor(Lo)
+        return GramianFactors(Lc, Lo)
+    if method == "slycot":
+        from ssmred.backends import slycot as slycot_backend
+
+        A, B, C, d = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
+        Lc = slycot_backend.lyapunov_factor(A, B, discrete=discrete)
+        Lo = slycot_backend.lyapunov_factor(A.T, C.T, discrete=discrete)
+        return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
+    A, B, C, d = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
+    Lc, Lo = scipy_backend.lyapunov_factor_pair(A, B, C, discrete=discrete)
+    return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
+
+
+def gramian_factors(sys: StateSpace, *, method: GramianMethod = "auto") -> GramianFactors:
+    r"""Square-root factors :math:`L_c, L_o` with :math:`P = L_c L_c^H` and :math:`Q = L_o L_o^H`.
+
+    Parameters
+    ----------
+    sys
+        A stable system (real or complex, continuous or discrete).
+    method
+        ``"scipy"``: Hammarling's method on the complex Schur form after power-of-two equilibration
+        (any system). ``"slycot"``: SLICOT SB03OD (real systems only). ``"diagonal"``: closed form
+        plus pivoted Cholesky (diagonal ``A`` only). ``"auto"``: ``"diagonal"`` when ``A`` is
+        diagonal, else ``"scipy"``.
+
+    Returns
+    -------
+    GramianFactors
+        Named tuple ``(Lc, Lo)``; real arrays for real systems.
+
+    Raises
+    ------
+    NotStableError
+        If ``sys`` is not asymptotically stable.
+    ValueError
+        For an unknown ``method`` or ``"diagonal"`` with a non-diagonal ``A``.
+    TypeError
+        For ``method="slycot"`` with a complex system.
+
+    Examples
+    --------
+    >>> sys = StateSpace([[-1.0, 0.0], [0.0, -2.0]], [[1.0], [1.0]], [[1.0, 1.0]])
+    >>> Lc, Lo = gramian_factors(sys)
+    >>> bool(np.allclose(Lc @ Lc.T, controllability_gramian(sys)))
+    True
+    """
+    require_stable(sys)
+    return _factors(sys, _resolve(sys, method))
+
+
+def controllability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") -> np.ndarray:
+    r"""Controllability Gramian :math:`P` (``AP + PA^H + BB^H = 0`` or ``APA^H - P + BB^H = 0``).
+
+    Parameters
+    ----------
+    sys
+        A stable system.
+    method
+        See :func:`gramian_factors`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Hermitian positive semidefinite ``(n, n)`` matrix.
+
+    Raises
+    ------
+    NotStableError
+        If ``sys`` is not asymptotically stable.
+
+    Examples
+    --------
+    >>> controllability_gramian(StateSpace([[-1.0]], [[1.0]], [[1.0]]))
+    array([[0.5]])
+    """
+    require_stable(sys)
+    resolved = _resolve(sys, method)
+    if resolved == "diagonal":
+        P, _ = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
+        return P if sys.is_complex else P.real
+    Lc = _factors(sys, resolved).Lc
+    return _hermitian(Lc @ Lc.conj().T)
+
+
+def observability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") -> np.ndarray:
+    r"""Observability Gramian :math:`Q` (``A^HQ + QA + C^HC = 0`` or ``A^HQA - Q + C^HC = 0``).
+
+    Parameters
+    ----------
+    sys
+        A stable system.
+    method
+        See :func:`gramian_factors`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Hermitian positive semidefinite ``(n, n)`` matrix.
+
+    Raises
+    ------
+    NotStableError
+        If ``sys`` is not asymptotically stable.
+
+    Examples
+    --------
+    >>> observability_gramian(StateSpace([[0.5]], [[1.0]], [[1.0]], dt=1.0)).round(4)
+    array([[1.3333]])
+    """
+    require_stable(sys)
+    resolved = _resolve(sys, method)
+    if resolved == "diagonal":
+        _, Q = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
+        return Q if sys.is_complex else Q.real
+    Lo = _factors(sys, resolved).Lo
+    return _hermitian(Lo @ Lo.conj().T)
+
+
+def _hermitian(M: np.ndarray) -> np.ndarray:
+    return 0.5 * (M + M.conj().T)
