@@ -11,11 +11,13 @@ from ssmred.balanced import BalancedTruncation as BalancedTruncation
 from ssmred.balanced import BTResult as BTResult
 from ssmred.balanced import SPAResult as SPAResult
 from ssmred.balanced import balanced_truncation as balanced_truncation
+from ssmred.balanced import minimal_realization as minimal_realization
 from ssmred.balanced import singular_perturbation as singular_perturbation
 from ssmred.bounds import bt_error_bounds as bt_error_bounds
 from ssmred.bounds import order_from_energy as order_from_energy
 from ssmred.construct import from_diagonal as from_diagonal
 from ssmred.construct import random_stable as random_stable
+from ssmred.discretize import discretize as discretize
 from ssmred.errors import AccuracyWarning as AccuracyWarning
 from ssmred.errors import BackendUnavailableError as BackendUnavailableError
 from ssmred.errors import DimensionError as DimensionError
@@ -33,6 +35,8 @@ from ssmred.norms import hankel_norm as hankel_norm
 from ssmred.norms import hinf_norm as hinf_norm
 from ssmred.norms import peak_gain as peak_gain
 from ssmred.statespace import StateSpace as StateSpace
+from ssmred.transforms import conj_augment as conj_augment
+from ssmred.transforms import spectral_split as spectral_split
 
 try:
     __version__ = version("ssmred")
@@ -40,6 +44,10 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "spectral_split",
+    "conj_augment",
+    "discretize",
+    "minimal_realization",
     "AccuracyWarning",
     "BTResult",
     "BackendUnavailableError",

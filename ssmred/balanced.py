@@ -29,7 +29,14 @@ from ssmred.errors import AccuracyWarning
 from ssmred.hsv import HankelSVD, hankel_svd
 from ssmred.statespace import StateSpace
 
-__all__ = ["BTResult", "BalancedTruncation", "SPAResult", "balanced_truncation", "singular_perturbation"]
+__all__ = [
+    "BTResult",
+    "BalancedTruncation",
+    "SPAResult",
+    "balanced_truncation",
+    "minimal_realization",
+    "singular_perturbation",
+]
 
 BTMethod = Literal["sr", "bfsr"]
 
@@ -351,6 +358,11 @@ def singular_perturbation(
     s = bt._svd.hsv
     order = select_order(s, r=r, tol=tol, energy=energy)
     k = max(bt.numerical_rank(), 1)
+    if r is not None and order > k:
+        raise ValueError(
+            f"r={order} exceeds the numerical rank {k} of the Hankel operator; the system has a minimal "
+            f"realization of order {k}: choose r <= {k}"
+        )
     order = min(order, k)
     # balanced minimal realization of order k (SR), then a Schur complement on states order..k
     T, Ti = _projections(bt._svd, k, "sr")
@@ -372,3 +384,42 @@ def singular_perturbation(
     hsv = s.copy()
     _frozen(hsv)
     return SPAResult(reduced, hsv, order, float(bt_error_bounds(s)[order]))
+
+
+def minimal_realization(sys: StateSpace, *, rtol: float | None = None) -> StateSpace:
+    r"""A minimal realization of a stable system: balanced truncation to the numerical Hankel rank.
+
+    States with :math:`\sigma_i \le \text{rtol}\cdot\sigma_1` are uncontrollable or unobservable
+    (numerically) and are removed; the transfer function is unchanged up to :math:`2\sum` of the
+    removed values.
+
+    Parameters
+    ----------
+    sys
+        A stable system.
+    rtol
+        Relative HSV threshold; default ``n * eps``.
+
+    Returns
+    -------
+    StateSpace
+        The reduced system (``sys`` itself when it is already minimal).
+
+    Raises
+    ------
+    NotStableError
+        If ``sys`` is unstable.
+
+    Examples
+    --------
+    >>> sys = StateSpace(np.diag([-1.0, -2.0]), [[1.0], [0.0]], [[1.0, 1.0]])   # state 2 uncontrollable
+    >>> minimal_realization(sys).n_states
+    1
+    """
+    bt = BalancedTruncation(sys)
+    s = bt._svd.hsv
+    threshold = (s.size * np.finfo(float).eps if rtol is None else float(rtol)) * s[0]
+    k = max(int(np.count_nonzero(s > threshold)), 1)
+    if k == sys.n_states:
+        return sys
+    return bt.reduce(k).reduced

@@ -8,6 +8,7 @@ in slycot 0.7.1 and SISO n >= 10 corrupts memory); singular perturbation uses ``
 from __future__ import annotations
 
 import numpy as np
+import scipy.linalg as spla
 
 from ssmred._require import require
 
@@ -40,9 +41,12 @@ def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarr
     slycot = require("slycot")
     _real("slycot.sb03od", A, B)
     n, m = B.shape
-    # SB03OD with trans='T' solves op(A) = A^T: A X + X A^T = -scale^2 B B^T, X = U U^T;
-    # it wants B (n, m) padded to (n, max(m, n)).
-    Bpad = np.zeros((n, max(m, n)))
+    if m > n:  # B B^T = R^T R: an n-column generator (the wrapper wants B of shape (n, n) then)
+        B = spla.qr(np.asarray(B, dtype=float).T, mode="r")[0][:n].T
+        m = n
+    # SB03OD with trans='T' solves A X + X A^T = -scale^2 B B^T (CT) or A X A^T - X = ... (DT),
+    # X = U U^T; the wrapper wants B padded to shape (n, max(m, n)).
+    Bpad = np.zeros((n, n))
     Bpad[:, :m] = B
     U, scale, _ = slycot.sb03od(
         n, m, np.array(A, dtype=float), np.zeros((n, n)), Bpad, "D" if discrete else "C", trans="T"
