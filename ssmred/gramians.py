@@ -40,6 +40,7 @@ __all__ = [
     "diagonal_gramians",
     "gramian_factors",
     "observability_gramian",
+    "check_stable_poles",
     "require_stable",
 ]
 
@@ -72,15 +73,42 @@ def require_stable(sys: StateSpace, what: str = "Gramians") -> None:
     """
     if not isinstance(sys, StateSpace):
         raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-    margin = sys.spectral_abscissa()
-    if sys.is_discrete and not margin < 1.0:
-        raise NotStableError(
-            f"{what} need a stable discrete-time system (all |poles| < 1); spectral radius is {margin:.6g}"
-        )
-    if not sys.is_discrete and not margin < 0.0:
-        raise NotStableError(
-            f"{what} need a stable continuous-time system (all Re(poles) < 0); spectral abscissa is {margin:.6g}"
-        )
+    check_stable_poles(sys.poles(), discrete=sys.is_discrete, what=what)
+
+
+def check_stable_poles(poles: np.ndarray, *, discrete: bool, what: str = "Gramians") -> None:
+    """Raise :class:`NotStableError` unless all ``poles`` lie strictly inside the stability region.
+
+    Parameters
+    ----------
+    poles
+        Eigenvalues of ``A`` (e.g. the diagonal of a Schur form).
+    discrete
+        Unit disc (``True``) or open left half-plane (``False``).
+    what
+        What is undefined for an unstable system (for the message).
+
+    Raises
+    ------
+    NotStableError
+        If a pole lies on or outside the boundary.
+
+    Examples
+    --------
+    >>> check_stable_poles(np.array([0.5, -0.2j]), discrete=True)
+    """
+    if discrete:
+        margin = float(np.max(np.abs(poles)))
+        if not margin < 1.0:
+            raise NotStableError(
+                f"{what} need a stable discrete-time system (all |poles| < 1); spectral radius is {margin:.6g}"
+            )
+    else:
+        margin = float(np.max(np.real(poles)))
+        if not margin < 0.0:
+            raise NotStableError(
+                f"{what} need a stable continuous-time system (all Re(poles) < 0); spectral abscissa is {margin:.6g}"
+            )
 
 
 def _resolve(sys: StateSpace, method: str) -> str:
@@ -202,7 +230,9 @@ def _factors(sys: StateSpace, method: str) -> GramianFactors:
         Lo = slycot_backend.lyapunov_factor(A.T, C.T, discrete=discrete)
         return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
     A, B, C, d = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
-    Lc, Lo = scipy_backend.lyapunov_factor_pair(A, B, C, discrete=discrete)
+    S, Z = scipy_backend.complex_schur(A)
+    check_stable_poles(np.diag(S), discrete=discrete)  # the Schur form carries the poles for free
+    Lc, Lo = scipy_backend.lyapunov_factor_pair(A, B, C, discrete=discrete, schur=(S, Z))
     return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
 
 
@@ -240,8 +270,10 @@ def gramian_factors(sys: StateSpace, *, method: GramianMethod = "auto") -> Grami
     >>> bool(np.allclose(Lc @ Lc.T, controllability_gramian(sys)))
     True
     """
-    require_stable(sys)
-    return _factors(sys, _resolve(sys, method))
+    method = _resolve(sys, method)
+    if method != "scipy":  # the scipy path checks the poles on its Schur form
+        require_stable(sys)
+    return _factors(sys, method)
 
 
 def controllability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") -> np.ndarray:
@@ -269,8 +301,9 @@ def controllability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") 
     >>> controllability_gramian(StateSpace([[-1.0]], [[1.0]], [[1.0]]))
     array([[0.5]])
     """
-    require_stable(sys)
     resolved = _resolve(sys, method)
+    if resolved != "scipy":
+        require_stable(sys)
     if resolved == "diagonal":
         P, _ = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
         return P if sys.is_complex else P.real
@@ -303,8 +336,9 @@ def observability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") ->
     >>> observability_gramian(StateSpace([[0.5]], [[1.0]], [[1.0]], dt=1.0)).round(4)
     array([[1.3333]])
     """
-    require_stable(sys)
     resolved = _resolve(sys, method)
+    if resolved != "scipy":
+        require_stable(sys)
     if resolved == "diagonal":
         _, Q = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
         return Q if sys.is_complex else Q.real

@@ -272,6 +272,15 @@ def realify_factor(L: np.ndarray) -> np.ndarray:
     return R.T
 
 
+def complex_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Complex Schur form ``A = Z S Z^H``; for real ``A`` via the (cheaper) real Schur form + rsf2csf."""
+    if np.iscomplexobj(A):
+        return spla.schur(A, output="complex")
+    T, Z = spla.schur(np.asarray(A, dtype=np.float64), output="real")
+    S, Zc = spla.rsf2csf(T, Z)
+    return np.triu(S), Zc
+
+
 def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarray:
     r"""Factor :math:`L` of the Gramian, :math:`P = L L^H`, for a stable ``A`` (dense, any structure).
 
@@ -299,14 +308,19 @@ def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarr
     True
     """
     real = not (np.iscomplexobj(A) or np.iscomplexobj(B))
-    S, Z = spla.schur(np.asarray(A, dtype=np.complex128), output="complex")
+    S, Z = complex_schur(A)
     U = triangular_lyapunov_factor(S, Z.conj().T @ B, discrete=discrete)
     L = Z @ U
     return realify_factor(L) if real else L
 
 
 def lyapunov_factor_pair(
-    A: np.ndarray, B: np.ndarray, C: np.ndarray, *, discrete: bool
+    A: np.ndarray,
+    B: np.ndarray,
+    C: np.ndarray,
+    *,
+    discrete: bool,
+    schur: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Both Gramian factors from one complex Schur form.
 
@@ -320,6 +334,8 @@ def lyapunov_factor_pair(
         System matrices, ``A`` stable.
     discrete
         Discrete-time equations.
+    schur
+        A precomputed complex Schur form ``(S, Z)`` of ``A`` (see :func:`complex_schur`).
 
     Returns
     -------
@@ -327,7 +343,7 @@ def lyapunov_factor_pair(
         ``(Lc, Lo)`` with :math:`P = L_c L_c^H`, :math:`Q = L_o L_o^H` (real for real input).
     """
     real = not (np.iscomplexobj(A) or np.iscomplexobj(B) or np.iscomplexobj(C))
-    S, Z = spla.schur(np.asarray(A, dtype=np.complex128), output="complex")
+    S, Z = complex_schur(A) if schur is None else schur
     Uc = triangular_lyapunov_factor(S, Z.conj().T @ B, discrete=discrete)
     ZJ = Z[:, ::-1]
     SJ = S.conj().T[::-1, ::-1]
