@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-collect_ignore_glob: list[str] = [".venv/*", "docs/*", "benchmarks/*", "runs/*"]
+collect_ignore_glob: list[str] = [".venv/*", "docs/_build/*", "benchmarks/*", "runs/*"]
 if importlib.util.find_spec("torch") is None:
     collect_ignore_glob.append("adapters/ssmred_torch/*")
 if importlib.util.find_spec("sympy") is None:
