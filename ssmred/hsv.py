@@ -9,7 +9,7 @@ return NaN or complex numbers; ssmred never does that.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg as spla
@@ -20,7 +20,36 @@ from ssmred.backends import scipy as scipy_backend
 from ssmred.gramians import _check_diagonal_inputs, diagonal_gramians, gramian_factors
 from ssmred.statespace import StateSpace
 
-__all__ = ["HankelSVD", "hankel_singular_values", "hankel_svd", "hsv_diagonal"]
+__all__ = ["HankelSVD", "hankel_singular_values", "hankel_svd", "hsv_diagonal", "robust_svd"]
+
+
+def robust_svd(M: np.ndarray, *, compute_uv: bool = True) -> Any:
+    """SVD by LAPACK's divide-and-conquer ``gesdd`` (fast), falling back to ``gesvd`` if it fails.
+
+    ``gesdd`` is 5-10x faster than ``gesvd`` when singular vectors are needed and equally accurate in
+    the singular values; on the rare matrices where it does not converge, ``gesvd`` is used.
+
+    Parameters
+    ----------
+    M
+        Matrix to decompose.
+    compute_uv
+        Also return the singular vectors (``U, s, Vh``); otherwise only ``s``.
+
+    Returns
+    -------
+    tuple or numpy.ndarray
+        ``(U, s, Vh)`` or ``s`` (descending).
+
+    Examples
+    --------
+    >>> robust_svd(np.diag([1.0, 3.0]), compute_uv=False)
+    array([3., 1.])
+    """
+    try:
+        return spla.svd(M, compute_uv=compute_uv, lapack_driver="gesdd")
+    except spla.LinAlgError:
+        return spla.svd(M, compute_uv=compute_uv, lapack_driver="gesvd")
 
 
 class HankelSVD(NamedTuple):
@@ -60,7 +89,7 @@ def hankel_svd(sys: StateSpace, *, method: GramianMethod = "auto") -> HankelSVD:
     0.5
     """
     Lc, Lo = gramian_factors(sys, method=method)
-    U, s, Vh = spla.svd(Lo.conj().T @ Lc, lapack_driver="gesvd")
+    U, s, Vh = robust_svd(Lo.conj().T @ Lc)
     return HankelSVD(Lc, Lo, U, s, Vh)
 
 
@@ -146,5 +175,5 @@ def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
     for i in range(Pf.shape[0]):
         Lc = scipy_backend.psd_factor(Pf[i])
         Lo = scipy_backend.psd_factor(Qf[i])
-        out[i] = spla.svd(Lo.conj().T @ Lc, compute_uv=False, lapack_driver="gesvd")
+        out[i] = robust_svd(Lo.conj().T @ Lc, compute_uv=False)
     return out.reshape(*batch, n)

@@ -277,7 +277,33 @@ def complex_schur(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if np.iscomplexobj(A):
         return spla.schur(A, output="complex")
     T, Z = spla.schur(np.asarray(A, dtype=np.float64), output="real")
-    S, Zc = spla.rsf2csf(T, Z)
+    return _real_to_complex_schur(T, Z)
+
+
+def _real_to_complex_schur(T: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Triangularise the 2x2 blocks of a real Schur form by complex Givens rotations (as ``rsf2csf``).
+
+    Same algorithm as ``scipy.linalg.rsf2csf``, with the block eigenvalue in closed form instead of a
+    call to ``eigvals`` per block (which dominated the cost for small ``n``).
+    """
+    S = np.array(T, dtype=np.complex128)
+    Zc = np.array(Z, dtype=np.complex128)
+    n = S.shape[0]
+    eps = np.finfo(float).eps
+    for m in range(n - 1, 0, -1):
+        sub = S[m, m - 1]
+        if abs(sub) > eps * (abs(S[m - 1, m - 1]) + abs(S[m, m])):
+            a, b, d = S[m - 1, m - 1], S[m - 1, m], S[m, m]
+            half = 0.5 * (a - d)
+            mu = half + np.sqrt(half * half + b * sub)  # an eigenvalue of the block, minus d
+            r = np.hypot(abs(mu), abs(sub))
+            c, s = mu / r, sub / r
+            G = np.array([[np.conj(c), s], [-s, c]])
+            S[m - 1 : m + 1, m - 1 :] = G @ S[m - 1 : m + 1, m - 1 :]
+            Gh = G.conj().T
+            S[: m + 1, m - 1 : m + 1] = S[: m + 1, m - 1 : m + 1] @ Gh
+            Zc[:, m - 1 : m + 1] = Zc[:, m - 1 : m + 1] @ Gh
+        S[m, m - 1] = 0.0
     return np.triu(S), Zc
 
 
