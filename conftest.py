@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 
+from threadpoolctl import threadpool_limits
+
+# Two pytest-xdist workers share two cores: one BLAS thread each. Oversubscribed OpenBLAS threads made
+# an 8x8 triangular solve take 11 ms on a loaded machine.
+threadpool_limits(1)
+
 collect_ignore_glob: list[str] = [".venv/*", "docs/_build/*", "benchmarks/*", "runs/*"]
 if importlib.util.find_spec("torch") is None:
     collect_ignore_glob.append("adapters/ssmred_torch/*")

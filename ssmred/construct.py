@@ -8,6 +8,7 @@ import numpy as np
 import scipy.linalg as spla
 
 from ssmred._typing import ArrayLike
+from ssmred.errors import DimensionError
 from ssmred.statespace import StateSpace, validate_dt
 
 __all__ = ["from_diagonal", "random_stable"]
@@ -36,6 +37,11 @@ def from_diagonal(
     StateSpace
         The diagonal system.
 
+    Raises
+    ------
+    DimensionError
+        If ``eigs`` is not 1-D or ``B``, ``C``, ``D`` do not fit ``n = len(eigs)``.
+
     Examples
     --------
     >>> from_diagonal([0.5, 0.25], [[1.0], [1.0]], [[1.0, 1.0]], dt=1.0).n_states
@@ -43,7 +49,7 @@ def from_diagonal(
     """
     lam = np.asarray(eigs)
     if lam.ndim != 1:
-        raise ValueError(f"eigs must be 1-D; got shape {lam.shape}")
+        raise DimensionError(f"eigs must be 1-D (the n eigenvalues); got shape {lam.shape}")
     return StateSpace(np.diag(lam), B, C, D, dt=dt)
 
 

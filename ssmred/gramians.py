@@ -32,7 +32,7 @@ from ssmred._typing import ArrayLike
 from ssmred.backends import GRAMIAN_METHODS, GramianMethod, check_choice
 from ssmred.backends import scipy as scipy_backend
 from ssmred.errors import DimensionError, NotStableError
-from ssmred.statespace import StateSpace, _is_diagonal
+from ssmred.statespace import StateSpace, _is_diagonal, stability_slack
 
 __all__ = [
     "GramianFactors",
@@ -41,12 +41,21 @@ __all__ = [
     "gramian_factors",
     "observability_gramian",
     "check_stable_poles",
+    "check_system",
     "require_stable",
 ]
 
 
 class GramianFactors(NamedTuple):
-    r"""Square-root factors :math:`P = L_c L_c^H` and :math:`Q = L_o L_o^H` (both ``(n, n)``)."""
+    r"""Square-root factors :math:`P = L_c L_c^H` and :math:`Q = L_o L_o^H` (both ``(n, n)``).
+
+    Attributes
+    ----------
+    Lc
+        Controllability factor, :math:`P = L_c L_c^H`.
+    Lo
+        Observability factor, :math:`Q = L_o L_o^H`.
+    """
 
     Lc: np.ndarray
     Lo: np.ndarray
@@ -71,13 +80,35 @@ def require_stable(sys: StateSpace, what: str = "Gramians") -> None:
     --------
     >>> require_stable(StateSpace([[-1.0]], [[1.0]], [[1.0]]))
     """
+    check_system(sys)
+    check_stable_poles(sys.poles(), discrete=sys.is_discrete, what=what, slack=stability_slack(sys.A))
+
+
+def check_system(sys: object, name: str = "sys") -> None:
+    """Raise ``TypeError`` unless ``sys`` is a :class:`~ssmred.StateSpace`.
+
+    Parameters
+    ----------
+    sys
+        The object to check.
+    name
+        Argument name for the message.
+
+    Raises
+    ------
+    TypeError
+        If ``sys`` is not a StateSpace.
+
+    Examples
+    --------
+    >>> check_system(StateSpace([[-1.0]], [[1.0]], [[1.0]]))
+    """
     if not isinstance(sys, StateSpace):
-        raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-    check_stable_poles(sys.poles(), discrete=sys.is_discrete, what=what)
+        raise TypeError(f"{name} must be a ssmred.StateSpace; got {type(sys).__name__}")
 
 
-def check_stable_poles(poles: np.ndarray, *, discrete: bool, what: str = "Gramians") -> None:
-    """Raise :class:`NotStableError` unless all ``poles`` lie strictly inside the stability region.
+def check_stable_poles(poles: np.ndarray, *, discrete: bool, what: str = "Gramians", slack: float = 0.0) -> None:
+    """Raise :class:`NotStableError` unless all ``poles`` lie inside the stability region by ``slack``.
 
     Parameters
     ----------
@@ -87,11 +118,14 @@ def check_stable_poles(poles: np.ndarray, *, discrete: bool, what: str = "Gramia
         Unit disc (``True``) or open left half-plane (``False``).
     what
         What is undefined for an unstable system (for the message).
+    slack
+        Poles closer than this to the boundary count as on it (rounding makes a pole at
+        ``|λ| = 1`` come out as ``1 - 1e-16``; see :func:`ssmred.statespace.stability_slack`).
 
     Raises
     ------
     NotStableError
-        If a pole lies on or outside the boundary.
+        If a pole lies on, outside, or within ``slack`` of the boundary.
 
     Examples
     --------
@@ -99,19 +133,24 @@ def check_stable_poles(poles: np.ndarray, *, discrete: bool, what: str = "Gramia
     """
     if discrete:
         margin = float(np.max(np.abs(poles)))
-        if not margin < 1.0:
+        if not margin < 1.0 - slack:
+            near = " (within rounding distance of the unit circle)" if margin < 1.0 else ""
             raise NotStableError(
-                f"{what} need a stable discrete-time system (all |poles| < 1); spectral radius is {margin:.6g}"
+                f"{what}: needs a stable discrete-time system (all |poles| < 1); "
+                f"its spectral radius is {margin:.6g}{near}"
             )
     else:
         margin = float(np.max(np.real(poles)))
-        if not margin < 0.0:
+        if not margin < -slack:
+            near = " (within rounding distance of the imaginary axis)" if margin < 0.0 else ""
             raise NotStableError(
-                f"{what} need a stable continuous-time system (all Re(poles) < 0); spectral abscissa is {margin:.6g}"
+                f"{what}: needs a stable continuous-time system (all Re(poles) < 0); "
+                f"its spectral abscissa is {margin:.6g}{near}"
             )
 
 
 def _resolve(sys: StateSpace, method: str) -> str:
+    check_system(sys)
     check_choice("method", method, GRAMIAN_METHODS)
     diagonal = _is_diagonal(sys.A)
     if method == "auto":
@@ -231,7 +270,8 @@ def _factors(sys: StateSpace, method: str) -> GramianFactors:
         return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
     A, B, C, d = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
     S, Z = scipy_backend.complex_schur(A)
-    check_stable_poles(np.diag(S), discrete=discrete)  # the Schur form carries the poles for free
+    # the Schur form carries the poles for free
+    check_stable_poles(np.diag(S), discrete=discrete, slack=stability_slack(sys.A))
     Lc, Lo = scipy_backend.lyapunov_factor_pair(A, B, C, discrete=discrete, schur=(S, Z))
     return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
 

@@ -8,7 +8,9 @@ circle onto the imaginary axis and leaves the H-infinity norm unchanged.
 
 from __future__ import annotations
 
+import numbers
 import warnings
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -24,7 +26,15 @@ __all__ = ["PeakGain", "bilinear_to_continuous", "h2_norm", "hankel_norm", "hinf
 
 
 class PeakGain(NamedTuple):
-    """The H-infinity norm and a frequency (rad per time unit) where it is attained."""
+    r"""The H-infinity norm and a frequency (rad per time unit) where it is attained.
+
+    Attributes
+    ----------
+    gain
+        :math:`\|G\|_\infty`, a gain attained at ``omega`` (so never an overestimate).
+    omega
+        Peak frequency; ``inf`` when the peak is the feedthrough at infinite frequency.
+    """
 
     gain: float
     omega: float
@@ -151,7 +161,9 @@ def _imaginary_eigs(H: np.ndarray, *, tol: float) -> np.ndarray:
     return np.sort(ev[on_axis].imag)
 
 
-def _polish(sys: StateSpace, omega: float, gain: float, grid: np.ndarray, *, rtol: float) -> tuple[float, float]:
+def _polish(
+    sigma: Callable[[np.ndarray], np.ndarray], omega: float, gain: float, grid: np.ndarray
+) -> tuple[float, float]:
     """Golden-section refinement of a local maximum of sigma_max(G(i w)) between neighbouring grid points."""
     from scipy.optimize import minimize_scalar
 
@@ -163,7 +175,7 @@ def _polish(sys: StateSpace, omega: float, gain: float, grid: np.ndarray, *, rto
     if not lo < hi:
         return gain, omega
     res = minimize_scalar(
-        lambda w: -_sigma_max(sys, np.array([w]))[0],
+        lambda w: -sigma(np.array([w]))[0],
         bounds=(lo, hi),
         method="bounded",
         options={"xatol": max(abs(omega), 1e-3) * 1e-13, "maxiter": 200},
@@ -173,7 +185,9 @@ def _polish(sys: StateSpace, omega: float, gain: float, grid: np.ndarray, *, rto
     return gain, omega
 
 
-def _peak_continuous(sys: StateSpace, *, rtol: float, max_iter: int) -> PeakGain:
+def _peak_continuous(
+    sys: StateSpace, *, rtol: float, max_iter: int, sigma: Callable[[np.ndarray], np.ndarray] | None = None
+) -> PeakGain:
     """Bruinsma-Steinbuch level-set iteration for a stable continuous-time system.
 
     Starting from the best of a frequency grid (pole frequencies plus a log grid), each step tests the
@@ -182,19 +196,31 @@ def _peak_continuous(sys: StateSpace, *, rtol: float, max_iter: int) -> PeakGain
     at the crossings and their midpoints, which raises gamma_lb. The returned gain is always attained
     at the returned frequency (a certified lower bound); a final golden-section polish removes the
     rtol-sized gap.
+
+    ``sigma(omega)`` evaluates the gain (default: on ``sys``); the discrete-time caller passes an
+    evaluation on the original discrete system, so rounding in the bilinear transform can only
+    affect where crossings are searched, never the reported gain.
     """
+    if sigma is None:
+
+        def sigma(omega: np.ndarray) -> np.ndarray:
+            return _sigma_max(sys, omega)
+
     A, B, C, D = sys.A, sys.B, sys.C, sys.D
     m, p = sys.n_inputs, sys.n_outputs
     poles = sys.poles()
     mags = np.abs(poles)
     positive = mags[mags > 0]
-    lo, hi = (positive.min() / 10, positive.max() * 10) if positive.size else (1e-3, 1e3)
-    grid = np.logspace(np.log10(lo), np.log10(hi), 64)
+    # a wide grid: when the gain is nearly flat at sigma_max(D) over decades, a level gamma close to
+    # sigma_max(D) makes the Hamiltonian ill-conditioned (R = D^H D - gamma^2 I nearly singular), so the
+    # starting level should already be near the peak
+    lo, hi = (positive.min() / 1e3, positive.max() * 1e4) if positive.size else (1e-4, 1e4)
+    grid = np.logspace(np.log10(lo), np.log10(hi), 160)
     cand = np.concatenate([[0.0], poles.imag, mags, grid])
     if sys.is_complex:
         cand = np.concatenate([cand, -mags, -grid])
     cand = np.unique(cand)
-    values = _sigma_max(sys, cand)
+    values = sigma(cand)
     evaluated = [cand]
     d_norm = spla.svdvals(D)[0] if D.size else 0.0
     best = int(np.argmax(values))
@@ -221,11 +247,14 @@ def _peak_continuous(sys: StateSpace, *, rtol: float, max_iter: int) -> PeakGain
         if w.size == 0:
             converged = True
             break
-        pts = np.concatenate([0.5 * (w[:-1] + w[1:]), w])
-        vals = _sigma_max(sys, pts)
+        # midpoints of consecutive crossings, the crossings, and points beyond the outermost ones (a
+        # crossing lost to rounding leaves an odd count; the interval above gamma is then one-sided)
+        reach = max(1.0, float(w[-1] - w[0]))
+        pts = np.concatenate([0.5 * (w[:-1] + w[1:]), w, [w[0] - 0.5 * reach, w[-1] + 0.5 * reach]])
+        vals = sigma(pts)
         evaluated.append(pts)
         k = int(np.argmax(vals))
-        if vals[k] <= gamma_lb * (1.0 + 0.5 * rtol):
+        if vals[k] <= gamma_lb * (1.0 + rtol):
             converged = True  # crossings flagged, but no higher gain between them: gamma_lb is the peak
             break
         gamma_lb, omega_pk = float(vals[k]), float(pts[k])
@@ -234,7 +263,7 @@ def _peak_continuous(sys: StateSpace, *, rtol: float, max_iter: int) -> PeakGain
             f"hinf_norm: level-set iteration did not converge in {max_iter} steps", AccuracyWarning, stacklevel=3
         )
     if np.isfinite(omega_pk):
-        gamma_lb, omega_pk = _polish(sys, omega_pk, gamma_lb, np.concatenate(evaluated), rtol=rtol)
+        gamma_lb, omega_pk = _polish(sigma, omega_pk, gamma_lb, np.concatenate(evaluated))
     return PeakGain(gamma_lb, omega_pk)
 
 
@@ -267,13 +296,25 @@ def peak_gain(sys: StateSpace, *, rtol: float = 1e-10, max_iter: int = 100) -> P
     >>> round(g.gain, 10), round(g.omega, 10)
     (1.0, 0.0)
     """
+    if isinstance(rtol, bool) or not isinstance(rtol, numbers.Real) or not (1e-15 <= float(rtol) <= 1e-2):
+        raise ValueError(f"rtol must be a float in [1e-15, 1e-2]; got {rtol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}")
     require_stable(sys, "the H-infinity norm")
     if not _is_diagonal(sys.A):  # exact power-of-two scaling: same G, smaller rounding errors
         A, B, C, _ = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
         sys = StateSpace(A, B, C, sys.D, dt=sys.dt)
     if not sys.is_discrete:
         return _peak_continuous(sys, rtol=rtol, max_iter=max_iter)
-    peak = _peak_continuous(bilinear_to_continuous(sys), rtol=rtol, max_iter=max_iter)
+    discrete = sys
+
+    def sigma_on_circle(omega_c: np.ndarray) -> np.ndarray:
+        # s = i omega_c  <->  z = exp(i theta) with theta = 2 arctan(omega_c)
+        theta = 2.0 * np.arctan(np.asarray(omega_c, dtype=float))
+        G = discrete(np.exp(1j * theta))
+        return np.array([spla.svdvals(g)[0] for g in G])
+
+    peak = _peak_continuous(bilinear_to_continuous(sys), rtol=rtol, max_iter=max_iter, sigma=sigma_on_circle)
     theta = np.pi if np.isinf(peak.omega) else 2.0 * np.arctan(peak.omega)
     return PeakGain(peak.gain, float(theta / sys.dt))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from ssmred._require import require
 from ssmred._typing import ArrayLike, FrequencyResponse
 from ssmred.errors import DimensionError
 
-__all__ = ["StateSpace", "validate_dt"]
+__all__ = ["StateSpace", "stability_slack", "validate_dt"]
 
 
 def validate_dt(dt: object, *, name: str = "dt") -> float | None:
@@ -65,6 +66,31 @@ def validate_dt(dt: object, *, name: str = "dt") -> float | None:
     if not np.isfinite(value) or value <= 0.0:
         raise ValueError(f"{name} must be None (continuous time) or a finite float > 0 (sampling time); got {dt!r}")
     return value
+
+
+def stability_slack(A: np.ndarray) -> float:
+    r"""Distance from the stability boundary below which a pole counts as on it: :math:`64\,\epsilon\,\max(1, \|A\|_1)`.
+
+    Eigenvalues are computed with errors of order :math:`\epsilon\|A\|`, so a pole on the boundary
+    can come out just inside it; Gramians and HSVs of such a system are ~1e15 and meaningless.
+
+    Parameters
+    ----------
+    A
+        State matrix.
+
+    Returns
+    -------
+    float
+        The slack.
+
+    Examples
+    --------
+    >>> stability_slack(np.eye(2)) < 1e-13
+    True
+    """
+    norm1 = float(np.max(np.sum(np.abs(A), axis=0))) if A.size else 0.0
+    return float(64.0 * np.finfo(float).eps * max(1.0, norm1))
 
 
 def _as_matrix(name: str, value: object, expected: str) -> np.ndarray:
@@ -282,7 +308,9 @@ class StateSpace:
         Returns
         -------
         bool
-            Whether every pole lies strictly inside the stability region.
+            Whether every pole lies strictly inside the stability region, by more than the
+            rounding slack :func:`stability_slack` (a rotation matrix is not stable in discrete
+            time even if ``eigvals`` returns ``|λ| = 1 - 1e-16``).
 
         Examples
         --------
@@ -290,7 +318,8 @@ class StateSpace:
         False
         """
         margin = self.spectral_abscissa()
-        return margin < 1.0 if self.is_discrete else margin < 0.0
+        slack = stability_slack(self.A)
+        return bool(margin < 1.0 - slack) if self.is_discrete else bool(margin < -slack)
 
     # ------------------------------------------------------------------ evaluation
     def __call__(self, s: complex | ArrayLike) -> np.ndarray:
@@ -422,7 +451,10 @@ class StateSpace:
         T_ = _as_matrix("T", T, f"({self.n_states}, {self.n_states})")
         if T_.shape != (self.n_states, self.n_states):
             raise DimensionError(f"T must have shape ({self.n_states}, {self.n_states}); got {T_.shape}")
-        lu = spla.lu_factor(T_, check_finite=False)
+        with warnings.catch_warnings():
+            # an exactly singular T is reported below as a ValueError, not as a LinAlgWarning
+            warnings.simplefilter("ignore", spla.LinAlgWarning)
+            lu = spla.lu_factor(T_, check_finite=False)
         if np.any(np.abs(np.diag(lu[0])) == 0):
             raise ValueError("T is singular; a similarity transformation needs an invertible T")
         AT = self.A @ T_
