@@ -34,7 +34,16 @@ from ssmred.norms import h2_norm as h2_norm
 from ssmred.norms import hankel_norm as hankel_norm
 from ssmred.norms import hinf_norm as hinf_norm
 from ssmred.norms import peak_gain as peak_gain
+from ssmred.perturbation import HSVPerturbation as HSVPerturbation
+from ssmred.perturbation import hankel_distance as hankel_distance
+from ssmred.perturbation import hankel_matrix as hankel_matrix
+from ssmred.perturbation import hsv_perturbation as hsv_perturbation
 from ssmred.statespace import StateSpace as StateSpace
+from ssmred.tracking import HSVTrajectories as HSVTrajectories
+from ssmred.tracking import RankStability as RankStability
+from ssmred.tracking import rank_stability as rank_stability
+from ssmred.tracking import tail_energy as tail_energy
+from ssmred.tracking import track_hsvs as track_hsvs
 from ssmred.transforms import conj_augment as conj_augment
 from ssmred.transforms import spectral_split as spectral_split
 
@@ -54,8 +63,11 @@ __all__ = [
     "BalancedTruncation",
     "DimensionError",
     "GramianFactors",
+    "HSVPerturbation",
+    "HSVTrajectories",
     "NotStableError",
     "PeakGain",
+    "RankStability",
     "SPAResult",
     "StateSpace",
     "__version__",
@@ -67,13 +79,19 @@ __all__ = [
     "from_diagonal",
     "gramian_factors",
     "h2_norm",
+    "hankel_distance",
+    "hankel_matrix",
     "hankel_norm",
     "hankel_singular_values",
     "hinf_norm",
     "hsv_diagonal",
+    "hsv_perturbation",
     "observability_gramian",
     "order_from_energy",
     "peak_gain",
     "random_stable",
+    "rank_stability",
     "singular_perturbation",
+    "tail_energy",
+    "track_hsvs",
 ]

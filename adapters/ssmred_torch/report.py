@@ -1,0 +1,231 @@
+"""Run reports: one document model rendered to Markdown and HTML, numbers read from ``metrics.json``.
+
+A report is built only from the metrics mapping that is also written to ``metrics.json`` (the
+numbers in its tables are stored there already rounded), so the two can never disagree.
+
+Examples
+--------
+>>> doc = Doc("Title")
+>>> doc.table(["a", "b"], [[1, "x"]])
+>>> print(doc.markdown())
+# Title
+<BLANKLINE>
+| a | b |
+|---|---|
+| 1 | x |
+<BLANKLINE>
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Doc", "fmt", "write_report"]
+
+
+def fmt(x: Any, digits: int = 2) -> str:
+    """Format a number for a table (``n/a`` for ``None``/NaN; ints unchanged).
+
+    Examples
+    --------
+    >>> fmt(3.14159), fmt(2.5), fmt(None), fmt(7)
+    ('3.14', '2.5', 'n/a', '7')
+    """
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "n/a"
+        short = repr(x)
+        if "e" in short or len(short.split(".")[-1]) > digits:
+            return f"{x:.{digits}f}"
+        return short
+    return str(x)
+
+
+@dataclass
+class Doc:
+    """A small document: headings, paragraphs, tables, images and code blocks.
+
+    Parameters
+    ----------
+    title
+        Level-1 heading.
+    """
+
+    title: str
+    blocks: list[tuple[str, Any]] = field(default_factory=list)
+
+    def h(self, text: str, level: int = 2) -> None:
+        """Add a heading."""
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        """Add a paragraph (``**bold**`` and ``code`` spans are rendered in HTML)."""
+        self.blocks.append(("p", text))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        """Add a bullet list."""
+        self.blocks.append(("ul", list(items)))
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Add a table; cells are formatted with :func:`fmt`."""
+        self.blocks.append(("table", ([str(h) for h in headers], [[fmt(c) for c in row] for row in rows])))
+
+    def image(self, path: str, alt: str) -> None:
+        """Add an image (path relative to the report)."""
+        self.blocks.append(("img", (path, alt)))
+
+    def code(self, text: str) -> None:
+        """Add a preformatted block."""
+        self.blocks.append(("code", text))
+
+    def markdown(self) -> str:
+        """Render as GitHub-flavoured Markdown."""
+        out = [f"# {self.title}", ""]
+        for kind, val in self.blocks:
+            if kind == "h":
+                out += ["#" * val[0] + " " + val[1], ""]
+            elif kind == "p":
+                out += [val, ""]
+            elif kind == "ul":
+                out += [f"- {it}" for it in val] + [""]
+            elif kind == "table":
+                headers, rows = val
+                out.append("| " + " | ".join(headers) + " |")
+                out.append("|" + "|".join("---" for _ in headers) + "|")
+                out += ["| " + " | ".join(r) + " |" for r in rows]
+                out.append("")
+            elif kind == "img":
+                out += [f"![{val[1]}]({val[0]})", ""]
+            elif kind == "code":
+                out += ["```", val.rstrip("\n"), "```", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        """Render as a standalone HTML page."""
+
+        def inline(s: str) -> str:
+            s = html.escape(s)
+            s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
+            return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
+
+        body = [f"<h1>{inline(self.title)}</h1>"]
+        for kind, val in self.blocks:
+            if kind == "h":
+                body.append(f"<h{val[0]}>{inline(val[1])}</h{val[0]}>")
+            elif kind == "p":
+                body.append(f"<p>{inline(val)}</p>")
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{inline(it)}</li>" for it in val) + "</ul>")
+            elif kind == "table":
+                headers, rows = val
+                head = "".join(f"<th>{inline(h)}</th>" for h in headers)
+                trs = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows)
+                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+            elif kind == "img":
+                body.append(f'<figure><img src="{html.escape(val[0])}" alt="{html.escape(val[1])}"></figure>')
+            elif kind == "code":
+                body.append(f"<pre>{html.escape(val)}</pre>")
+        style = (
+            "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+            "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+            "text-align:right}th{background:#f3f3f3}img{max-width:100%}pre{background:#f6f6f6;padding:8px;"
+            "overflow-x:auto}code{background:#f3f3f3}"
+        )
+        return (
+            "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(self.title)}</title><style>{style}</style></head>\n<body>\n"
+            + "\n".join(body)
+            + "\n</body></html>\n"
+        )
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """Write JSON (NaN written as ``NaN``, numpy scalars converted)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(obj, indent=1, default=_json_default))
+    return p
+
+
+def write_report(doc: Doc, out: str | os.PathLike[str], *, stem: str = "report") -> tuple[Path, Path]:
+    """Write ``<stem>.md`` and ``<stem>.html`` into ``out``.
+
+    Parameters
+    ----------
+    doc
+        The document.
+    out
+        Folder.
+    stem
+        File name without suffix.
+
+    Returns
+    -------
+    tuple of pathlib.Path
+        The Markdown and HTML files.
+    """
+    o = Path(out)
+    o.mkdir(parents=True, exist_ok=True)
+    md = o / f"{stem}.md"
+    md.write_text(doc.markdown())
+    ht = o / f"{stem}.html"
+    ht.write_text(doc.html())
+    return md, ht
+
+
+def markdown_tables(text: str) -> list[list[list[str]]]:
+    r"""Parse the pipe tables of a Markdown text (header row first) -- used by tests and scripts.
+
+    Examples
+    --------
+    >>> text = "\n".join(["| a | b |", "|---|---|", "| 1 | 2 |"])
+    >>> markdown_tables(text)
+    [[['a', 'b'], ['1', '2']]]
+    """
+    tables: list[list[list[str]]] = []
+    cur: list[list[str]] = []
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|") and s.endswith("|"):
+            cells = [c.strip() for c in s[1:-1].split("|")]
+            if all(set(c) <= {"-", ":"} and c for c in cells):
+                continue
+            cur.append(cells)
+        elif cur:
+            tables.append(cur)
+            cur = []
+    if cur:
+        tables.append(cur)
+    return tables
+
+
+def summary_rows(table: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> list[list[Any]]:
+    """Pick ``columns`` (key, header) from rows of a metrics table."""
+    return [[row.get(k) for k, _ in columns] for row in table]

@@ -1,0 +1,256 @@
+"""Matplotlib figures for the run reports (Agg backend, PNG files).
+
+Every function takes plain data (lists and dicts as stored in ``metrics.json``) and a file path, and
+returns the path written. matplotlib is imported lazily; without it a clear error names the ``plot``
+extra.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ssmred._require import require
+
+__all__ = [
+    "plot_acc_vs_dim",
+    "plot_acc_vs_time",
+    "plot_analysis",
+    "plot_hsv_spectra",
+    "plot_state_sizes",
+]
+
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
+
+
+def _plt() -> Any:
+    mpl = require("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
+    plt = _plt()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    return p
+
+
+def plot_hsv_spectra(reductions: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """HSV spectra (normalised by σ₁) at every reduction attempt, one panel per layer.
+
+    Parameters
+    ----------
+    reductions
+        The run's reduction records (each with ``step``, ``fraction`` and ``layers``, a list of
+        ``{"hsv": [...], "r": int, "n": int}``).
+    path
+        Output PNG.
+    title
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    plt = _plt()
+    n_layers = max((len(r.get("layers", [])) for r in reductions), default=0)
+    n_layers = max(n_layers, 1)
+    fig, axes = plt.subplots(1, n_layers, figsize=(4.2 * n_layers, 3.4), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    attempts = [r for r in reductions if r.get("layers")]
+    for li in range(n_layers):
+        ax = axes[0, li]
+        for k, rec in enumerate(attempts):
+            if li >= len(rec["layers"]):
+                continue
+            lay = rec["layers"][li]
+            hsv = np.asarray(lay.get("hsv") or [], dtype=float)
+            if hsv.size == 0 or hsv[0] <= 0:
+                continue
+            color = cmap(k / max(1, len(attempts) - 1) * 0.9)
+            s = np.maximum(hsv / hsv[0], 1e-16)
+            label = f"{100 * rec['fraction']:.1f} %: n={lay.get('n', hsv.size)}→{lay.get('r_applied', lay.get('r'))}"
+            ax.semilogy(np.arange(1, s.size + 1), s, "-", color=color, lw=1.4, label=label)
+            r = lay.get("r")
+            if r is not None and 1 <= r <= s.size:
+                ax.plot([r], [s[r - 1]], "o", color=color, ms=5)
+        ax.set_title(f"layer {li}")
+        ax.set_xlabel("index i")
+        ax.set_ylabel("σ_i / σ_1")
+        ax.grid(True, which="both", alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=7, title="attempt (dot = chosen r)", title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_state_sizes(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Mean state size (solid) and per-layer sizes (thin) over training, one colour per run.
+
+    Parameters
+    ----------
+    runs
+        ``label -> run record`` (each with ``dims_trace`` and ``total_steps``).
+    path
+        Output PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    for k, (label, run) in enumerate(runs.items()):
+        color = _COLORS[k % len(_COLORS)]
+        total = max(1, int(run.get("total_steps", 1)))
+        trace = run.get("dims_trace") or []
+        if not trace:
+            continue
+        steps = [s / total * 100 for s, _ in trace] + [100.0]
+        dims = [d for _, d in trace] + [trace[-1][1]]
+        ax.step(steps, [np.mean(d) for d in dims], where="post", color=color, lw=2, label=label)
+        for li in range(len(dims[0])):
+            ax.step(steps, [d[li] for d in dims], where="post", color=color, lw=0.8, alpha=0.5, ls="--")
+    ax.set_xlabel("training progress (%)")
+    ax.set_ylabel("state size n (mean; dashed: per layer)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def _points(ax: Any, points: Sequence[Mapping[str, Any]], xkey: str, xerr: str | None) -> None:
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for p in points:
+        groups.setdefault(str(p.get("group", p["label"])), []).append(p)
+    for k, (g, ps) in enumerate(groups.items()):
+        ps = sorted(ps, key=lambda p: float(p[xkey]))
+        color = _COLORS[k % len(_COLORS)]
+        xs = [p[xkey] for p in ps]
+        ys = [100 * p["acc"] for p in ps]
+        yerr = [100 * p.get("acc_std", 0.0) for p in ps]
+        xe = [p.get(xerr, 0.0) for p in ps] if xerr else None
+        ax.errorbar(xs, ys, yerr=yerr, xerr=xe, fmt="o-" if len(ps) > 1 else "o", color=color, capsize=3, label=g)
+        for p, x, y in zip(ps, xs, ys, strict=True):
+            if p.get("note"):
+                ax.annotate(p["note"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+
+
+def plot_acc_vs_dim(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Test accuracy against mean final state dimension.
+
+    Parameters
+    ----------
+    points
+        Each ``{"label", "group", "dim", "acc", "acc_std"?, "note"?}``; points of one group are joined.
+    path
+        Output PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    _points(ax, points, "dim", None)
+    ax.set_xscale("log", base=2)
+    dims = [float(p["dim"]) for p in points if p["dim"] and p["dim"] > 0]
+    if dims:
+        ticks = [2.0**k for k in range(int(np.floor(np.log2(min(dims)))), int(np.ceil(np.log2(max(dims)))) + 1)]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+    ax.set_xlabel("mean final state dimension (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_acc_vs_time(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Test accuracy against training time.
+
+    Parameters
+    ----------
+    points
+        Each ``{"label", "group", "time", "acc", "acc_std"?, "time_std"?, "note"?}``.
+    path
+        Output PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    _points(ax, points, "time", "time_std")
+    ax.set_xlabel("training CPU time (s; optimizer steps + reductions)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_analysis(layers: Sequence[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str = "") -> Path:
+    """Per layer: HSVs, poles in the complex plane, and the BT error bound for every order.
+
+    Parameters
+    ----------
+    layers
+        Each ``{"hsv": [...], "poles_re": [...], "poles_im": [...], "bounds": [...]}`` (bounds
+        indexed by order r = 0..n).
+    path
+        Output PNG.
+    title
+        Figure title.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    plt = _plt()
+    n = max(1, len(layers))
+    fig, axes = plt.subplots(n, 3, figsize=(12, 3.2 * n), squeeze=False)
+    t = np.linspace(0, 2 * np.pi, 400)
+    for i, lay in enumerate(layers):
+        hsv = np.asarray(lay["hsv"], dtype=float)
+        a0, a1, a2 = axes[i]
+        a0.semilogy(np.arange(1, hsv.size + 1), np.maximum(hsv, 1e-300), "o-", ms=3)
+        a0.set_title(f"layer {i}: Hankel singular values (n={hsv.size})", fontsize=9)
+        a0.set_xlabel("i")
+        a0.set_ylabel("σ_i")
+        a0.grid(True, which="both", alpha=0.3)
+        a1.plot(np.cos(t), np.sin(t), "k-", lw=0.6)
+        a1.plot(lay["poles_re"], lay["poles_im"], "x", ms=5)
+        a1.set_aspect("equal")
+        a1.set_title(f"layer {i}: poles λ (unit circle)", fontsize=9)
+        a1.set_xlabel("Re λ")
+        a1.set_ylabel("Im λ")
+        a1.grid(True, alpha=0.3)
+        b = np.asarray(lay["bounds"], dtype=float)
+        r = np.arange(b.size)
+        a2.semilogy(r[:-1], np.maximum(b[:-1], 1e-300), "s-", ms=3, label="2 Σ_{i>r} σ_i (upper)")
+        a2.semilogy(r[:-1], np.maximum(hsv[: b.size - 1], 1e-300), "-", lw=1, label="σ_{r+1} (lower)")
+        a2.set_title(f"layer {i}: BT error bounds ‖G−G_r‖∞", fontsize=9)
+        a2.set_xlabel("order r")
+        a2.grid(True, which="both", alpha=0.3)
+        a2.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, path)

@@ -1,0 +1,63 @@
+"""Checkpoints after a reduction: per-layer sizes recorded, weights_only loading, exact resume."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ssmred_torch import CompreSSM, LRUModel, load, rank, reduce_model, save  # noqa: E402
+
+pytestmark = pytest.mark.torch
+
+
+def _step(model, opt, x):
+    opt.zero_grad()
+    loss = model(x).square().mean()
+    loss.backward()
+    opt.step()
+    return loss.detach()
+
+
+def test_save_load_after_reduction_resumes_exactly(tmp_path, gen):
+    model = LRUModel(2, 4, [16, 12], 2, 3, dtype=torch.float64, generator=gen)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.randn(3, 10, 2, dtype=torch.float64, generator=gen)
+    _step(model, opt, x)
+    ctl = CompreSSM(100, mode=rank([7, 5]), schedule=[1])
+    ctl.step(1, model, opt)
+    assert model.state_sizes == [7, 5]
+    path = tmp_path / "run.pt"
+    save(path, model, optimizer=opt, controller=ctl, extra={"step": 1, "note": "after reduction"})
+    raw = torch.load(path, weights_only=True)  # plain data only
+    assert raw["state_sizes"] == {"blocks.0.lru": 7, "blocks.1.lru": 5}
+
+    fresh = LRUModel(2, 4, 16, 2, 3, dtype=torch.float64)
+    fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-2)
+    fresh_ctl = CompreSSM(100, mode=rank([7, 5]), schedule=[1])
+    info = load(path, fresh, optimizer=fresh_opt, controller=fresh_ctl)
+    assert info["extra"] == {"step": 1, "note": "after reduction"}
+    assert fresh.state_sizes == [7, 5]
+    assert not fresh_ctl.step(1, fresh, fresh_opt).records  # the attempt is not repeated
+    for (name, p), q in zip(model.state_dict().items(), fresh.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    # one more step in both runs gives the same parameters
+    _step(model, opt, x)
+    _step(fresh, fresh_opt, x)
+    for p, q in zip(model.parameters(), fresh.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-14)
+
+
+def test_load_checks_the_architecture(tmp_path, gen):
+    model = LRUModel(2, 4, 8, 2, 3, generator=gen)
+    reduce_model(model, rank(3))
+    path = tmp_path / "m.pt"
+    save(path, model)
+    with pytest.raises(ValueError, match="do not match"):
+        load(path, LRUModel(2, 4, 8, 3, 3))
+    fresh = LRUModel(2, 4, 8, 2, 3)
+    with pytest.raises(ValueError, match="no optimizer"):
+        load(path, fresh, optimizer=torch.optim.Adam(fresh.parameters()))
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not an ssmred_torch checkpoint"):
+        load(tmp_path / "other.pt", LRUModel(2, 4, 8, 2, 3))
