@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.ssmred-installed
 
-.PHONY: demo test lint bench install clean
+.PHONY: demo core-demo results test lint bench install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/ssmred demo
+
+core-demo: $(STAMP)
 	$(PY) -m ssmred.demo
+
+results: $(STAMP)
+	$(PY) scripts/results.py
 
 test: $(STAMP)
 	$(PY) -m ruff check .
@@ -25,6 +31,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/core.py
+	$(PY) benchmarks/reduction.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -156,7 +156,9 @@ def load() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1, help="torch and BLAS threads (default 1, see docs/benchmarks.md)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch and BLAS threads (default 1, see docs/benchmarks.md)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--n", type=int, default=384)

@@ -35,15 +35,52 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
 
     @abc.abstractmethod
     def to_statespace(self, layer: LayerT) -> StateSpace:
-        """The layer's exact linear time-invariant system."""
+        """The layer's linear time-invariant system.
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        StateSpace
+            Its system, with the output convention documented by the adapter.
+        """
 
     @abc.abstractmethod
     def from_statespace(self, sys: StateSpace, *, like: LayerT) -> LayerT:
-        """A new layer realising ``sys`` (hyper-parameters, dtype and device taken from ``like``)."""
+        """A new layer realising ``sys``.
+
+        Parameters
+        ----------
+        sys
+            The system.
+        like
+            Template layer (hyper-parameters, dtype, device).
+
+        Returns
+        -------
+        nn.Module
+            The new layer.
+        """
 
     @abc.abstractmethod
     def truncate_(self, layer: LayerT, r: int) -> LayerReport:
-        """Balanced truncation of ``layer`` to ``r`` states, in place; returns the layer's report."""
+        """Balanced truncation of ``layer`` to ``r`` states, in place.
+
+        Parameters
+        ----------
+        layer
+            The layer.
+        r
+            Target order.
+
+        Returns
+        -------
+        LayerReport
+            HSVs, order, bound and status.
+        """
 
 
 @final

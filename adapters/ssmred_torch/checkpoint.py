@@ -53,6 +53,11 @@ def save(
         Further plain data (numbers, strings, lists, dicts, tensors) — must be loadable with
         ``weights_only=True``.
 
+    Returns
+    -------
+    None
+        The file is written.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -110,6 +115,19 @@ def load(
     ValueError
         If the file is not an ssmred_torch checkpoint, the LRU layers do not match, or an optimizer /
         controller state is requested but absent.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ssmred_torch import LRUModel, rank, reduce_model
+    >>> model = LRUModel(1, 4, 8, 2, 2)
+    >>> _ = reduce_model(model, rank([5, 3]))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save(pathlib.Path(d) / "reduced.pt", model)
+    ...     fresh = LRUModel(1, 4, 8, 2, 2)            # built with the original sizes
+    ...     _ = load(pathlib.Path(d) / "reduced.pt", fresh)
+    >>> fresh.state_sizes
+    [5, 3]
     """
     payload = torch.load(path, map_location=map_location, weights_only=True)
     if not isinstance(payload, dict) or payload.get("format") != _FORMAT:

@@ -101,21 +101,41 @@ def _positive_int(name: str, value: object) -> int:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """Energy rule: discard the fraction ``tau`` of the plain HSV sum (see :func:`tolerance`)."""
+    r"""Energy rule: discard the fraction ``tau`` of the plain HSV sum (made by :func:`tolerance`).
+
+    Attributes
+    ----------
+    tau
+        Discarded fraction of :math:`\sum_i\sigma_i`, in ``[0, 1)``.
+    """
 
     tau: float
 
 
 @dataclass(frozen=True)
 class Fraction:
-    """Fixed fraction: drop ``f`` of the states, ``r = max(1, floor(n (1 - f)))`` (see :func:`fraction`)."""
+    """Fixed fraction: drop ``f`` of the states, ``r = max(1, floor(n (1 - f)))`` (made by :func:`fraction`).
+
+    Attributes
+    ----------
+    f
+        Fraction of states removed, in ``(0, 1)``.
+    """
 
     f: float
 
 
 @dataclass(frozen=True)
 class Rank:
-    """Explicit orders: ``r`` (all layers or one per layer) or a ``total`` budget (see :func:`rank`)."""
+    """Explicit orders: ``r`` (all layers or one per layer) or a ``total`` budget (made by :func:`rank`).
+
+    Attributes
+    ----------
+    r
+        One order for every layer, or one per layer (``None`` with a budget).
+    total
+        Total state budget over all layers (``None`` with explicit orders).
+    """
 
     r: int | tuple[int, ...] | None = None
     total: int | None = None
@@ -123,7 +143,17 @@ class Rank:
 
 @dataclass(frozen=True)
 class Pragmatic:
-    """Fixed fraction ``f`` with validation-based rollback beyond ``tolerance`` (see :func:`pragmatic`)."""
+    """Fixed fraction ``f`` with validation-based rollback beyond ``tolerance`` (made by :func:`pragmatic`).
+
+    Attributes
+    ----------
+    f
+        Fraction of states removed per attempt.
+    tolerance
+        Admissible drop of the validation metric.
+    higher_is_better
+        Direction of the metric.
+    """
 
     f: float
     tolerance: float = 0.02

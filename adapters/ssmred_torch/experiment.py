@@ -320,7 +320,7 @@ def experiment_doc(metrics: Mapping[str, Any], *, title: str) -> Doc:
     for name, alt in (
         ("acc_vs_dim.png", "accuracy vs final state dimension"),
         ("acc_vs_time.png", "accuracy vs training time"),
-        ("state_sizes.png", "state size over training (first seed)"),
+        ("state_sizes.png", "state size over training (first seed; full and CompreSSM runs)"),
         ("hsv_spectra.png", "HSV spectra at each reduction attempt (first seed, first τ)"),
     ):
         if name in metrics.get("plots", []):
@@ -368,7 +368,7 @@ def _plots(runs: Sequence[_Run], table: Sequence[Mapping[str, Any]], out: Path) 
     rp.plot_acc_vs_time(pts, plots / "acc_vs_time.png")
     made += ["acc_vs_dim.png", "acc_vs_time.png"]
     seed0 = runs[0].seed
-    first = {r.variant: r.result.to_dict() for r in runs if r.seed == seed0}
+    first = {r.variant: r.result.to_dict() for r in runs if r.seed == seed0 and r.group != "from scratch"}
     rp.plot_state_sizes(first, plots / "state_sizes.png")
     made.append("state_sizes.png")
     comp = [r for r in runs if r.seed == seed0 and r.group == "CompreSSM"]

@@ -228,6 +228,11 @@ def update_optimizer_state(
     policy
         ``"reset"``, ``"slice"`` or ``"project"``.
 
+    Returns
+    -------
+    None
+        ``optimizer.state`` is updated in place.
+
     Raises
     ------
     ValueError

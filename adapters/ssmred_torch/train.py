@@ -837,7 +837,15 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.total_steps, initial=self.step, desc=cfg.name, leave=False, dynamic_ncols=True)
+            # disable=None: a live bar on a terminal, none when output goes to a file or a CI log
+            bar = tqdm(
+                total=self.total_steps,
+                initial=self.step,
+                desc=cfg.name,
+                leave=False,
+                dynamic_ncols=True,
+                disable=None,
+            )
         wall0 = time.perf_counter() - res.wall_time_s
         try:
             self.model.train()
