@@ -37,6 +37,7 @@ from ssmred.statespace import StateSpace, _is_diagonal, stability_slack
 __all__ = [
     "GramianFactors",
     "controllability_gramian",
+    "diagonal_gramian_factors",
     "diagonal_gramians",
     "gramian_factors",
     "observability_gramian",
@@ -252,15 +253,62 @@ def _check_diagonal_inputs(
     return lam_, B_, C_
 
 
+#: Systems with n * n * max(m, p) up to this size use Hammarling's recursion on diag(lambda)
+#: (accurate to ~1e-14 sigma_1); larger ones the BLAS-3 closed form + pivoted Cholesky (~1e-10 sigma_1).
+DIAGONAL_RECURSION_MAX_WORK = 2**22
+
+
+def diagonal_gramian_factors(lam: np.ndarray, B: np.ndarray, C: np.ndarray, *, dt: float | None) -> GramianFactors:
+    r"""Gramian factors of one diagonal system :math:`(\mathrm{diag}(\lambda), B, C)`.
+
+    Small and medium systems use Hammarling's recursion specialised to a diagonal ``A``
+    (:func:`ssmred.backends.scipy.diagonal_lyapunov_factor`, :math:`O(n^2 m)`, no Schur form,
+    HSVs accurate to ~1e-14 :math:`\sigma_1`). Above ``DIAGONAL_RECURSION_MAX_WORK`` (LRU-sized
+    layers with hundreds of states and channels) the closed-form Gramians are formed with BLAS-3
+    products and factored by a pivoted Cholesky decomposition: several times faster, HSVs accurate to
+    ~1e-10 :math:`\sigma_1`.
+
+    Parameters
+    ----------
+    lam
+        Eigenvalues ``(n,)``, stable.
+    B
+        Input matrix ``(n, m)``.
+    C
+        Output matrix ``(p, n)``.
+    dt
+        ``None`` for continuous time, a float for discrete time.
+
+    Returns
+    -------
+    GramianFactors
+        ``(Lc, Lo)``, real when all inputs are real.
+
+    Examples
+    --------
+    >>> Lc, Lo = diagonal_gramian_factors(np.array([0.5]), np.ones((1, 1)), np.ones((1, 1)), dt=1.0)
+    >>> round(float((Lc @ Lc.T)[0, 0]), 12)
+    1.333333333333
+    """
+    lam = np.asarray(lam)
+    n = lam.size
+    discrete = dt is not None
+    if n * n * max(B.shape[1], C.shape[0]) <= DIAGONAL_RECURSION_MAX_WORK:
+        Lc = scipy_backend.diagonal_lyapunov_factor(lam, B, discrete=discrete)
+        Lo = scipy_backend.diagonal_lyapunov_factor(np.conj(lam), np.conj(C).T, discrete=discrete)
+        return GramianFactors(Lc, Lo)
+    P, Q = diagonal_gramians(lam, B, C, dt=dt)
+    Lc, Lo = scipy_backend.psd_factor(P), scipy_backend.psd_factor(Q)
+    if not (np.iscomplexobj(lam) or np.iscomplexobj(B) or np.iscomplexobj(C)):
+        Lc, Lo = scipy_backend.realify_factor(Lc), scipy_backend.realify_factor(Lo)
+    return GramianFactors(Lc, Lo)
+
+
 def _factors(sys: StateSpace, method: str) -> GramianFactors:
     """Gramian factors in the original coordinates (validated, stable ``sys``)."""
     discrete = sys.is_discrete
     if method == "diagonal":
-        P, Q = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
-        Lc, Lo = scipy_backend.psd_factor(P), scipy_backend.psd_factor(Q)
-        if not sys.is_complex:
-            Lc, Lo = scipy_backend.realify_factor(Lc), scipy_backend.realify_factor(Lo)
-        return GramianFactors(Lc, Lo)
+        return diagonal_gramian_factors(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
     if method == "slycot":
         from ssmred.backends import slycot as slycot_backend
 

@@ -16,8 +16,7 @@ import scipy.linalg as spla
 
 from ssmred._typing import ArrayLike, HSVArray
 from ssmred.backends import GramianMethod
-from ssmred.backends import scipy as scipy_backend
-from ssmred.gramians import _check_diagonal_inputs, diagonal_gramians, gramian_factors
+from ssmred.gramians import _check_diagonal_inputs, diagonal_gramian_factors, gramian_factors
 from ssmred.statespace import StateSpace
 
 __all__ = ["HankelSVD", "hankel_singular_values", "hankel_svd", "hsv_diagonal", "robust_svd"]
@@ -131,8 +130,9 @@ def hankel_singular_values(sys: StateSpace, *, method: GramianMethod = "auto") -
 def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None = 1.0) -> np.ndarray:
     r"""Hankel singular values of a batch of diagonal systems :math:`(\mathrm{diag}(\lambda), B, C)`.
 
-    Closed-form Gramians (:func:`ssmred.diagonal_gramians`), rank-revealing pivoted Cholesky factors,
-    then the singular values of :math:`L_o^H L_c`. No Lyapunov solve, cost
+    Gramian factors without a Schur form or Lyapunov solve (:func:`ssmred.gramians.diagonal_gramian_factors`:
+    Hammarling's recursion on the diagonal, or the closed-form Gramians with a pivoted Cholesky
+    factorisation for large systems), then the singular values of :math:`L_o^H L_c`. Cost
     :math:`O(n^2(m+p) + n^3)` per system.
 
     Parameters
@@ -166,14 +166,13 @@ def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
     (2, 2)
     """
     lam_, B_, C_ = _check_diagonal_inputs(lam, B, C, dt=dt)
-    P, Q = diagonal_gramians(lam_, B_, C_, dt=dt)
     batch = lam_.shape[:-1]
     n = lam_.shape[-1]
-    Pf = P.reshape(-1, n, n)
-    Qf = Q.reshape(-1, n, n)
-    out = np.empty((Pf.shape[0], n))
-    for i in range(Pf.shape[0]):
-        Lc = scipy_backend.psd_factor(Pf[i])
-        Lo = scipy_backend.psd_factor(Qf[i])
+    lam_f = lam_.reshape(-1, n)
+    B_f = B_.reshape(-1, n, B_.shape[-1])
+    C_f = C_.reshape(-1, C_.shape[-2], n)
+    out = np.empty((lam_f.shape[0], n))
+    for i in range(lam_f.shape[0]):
+        Lc, Lo = diagonal_gramian_factors(lam_f[i], B_f[i], C_f[i], dt=dt)
         out[i] = robust_svd(Lo.conj().T @ Lc, compute_uv=False)
     return out.reshape(*batch, n)

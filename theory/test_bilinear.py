@@ -110,7 +110,7 @@ def test_numeric_hsv_and_norm_invariance():
 
     rng = np.random.default_rng(2)
     moved = 0
-    for i in range(12):
+    for i in range(6):
         complex_ = bool(i % 2)
         d = random_stable(int(rng.integers(1, 7)), 2, 2, dt=0.5, complex_=complex_, rng=rng, with_d=True)
         c = bilinear_to_continuous(d)

@@ -6,7 +6,6 @@ import contextlib
 import io
 
 import numpy as np
-import pytest
 
 from theory._common import run_module
 from theory.campaign import CATEGORIES, category_name, format_table, main, run_campaign, run_one
@@ -39,14 +38,13 @@ def test_campaign_is_deterministic_and_cli_runs():
     assert "violations/errors: 0" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known core limitation: the closed-form diagonal Gramian path factors the explicitly formed P, so HSVs "
-    "below ~1e-8 sigma_1 lose accuracy (here sigma_8 = 2.9e-9 sigma_1 comes out as 0) and BTResult.error_bound is "
-    "0.05 % too small; the dense Hammarling path is accurate. Remove this marker when the core is fixed.",
-)
 def test_campaign_index_3076_diagonal_gramian_accuracy():
-    """Campaign system 3076 (real CT diagonal, n = 8): the BT bound computed by ssmred must hold."""
+    """Campaign system 3076 (real CT diagonal, n = 8): the BT bound computed by ssmred must hold.
+
+    Regression: the diagonal path used to factor the explicitly formed closed-form Gramian with a
+    rank-truncating pivoted Cholesky, which returned sigma_8 = 2.9e-9 sigma_1 as 0 and an error bound
+    0.16 % too small. It now runs Hammarling's recursion on diag(lambda).
+    """
     from ssmred import hankel_singular_values
     from theory.campaign import CATEGORIES, _draw_system
 
