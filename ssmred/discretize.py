@@ -2,10 +2,11 @@ r"""Discretisation of continuous-time systems (zero-order hold and bilinear), as
 
 * **ZOH**: :math:`A_d = e^{A\Delta}`, :math:`B_d = \int_0^\Delta e^{A\tau}d\tau\,B` (computed from the
   exponential of the block matrix :math:`[[A, B],[0, 0]]\Delta`), :math:`C_d = C`, :math:`D_d = D`.
-* **bilinear** (Tustin): :math:`A_d = (I - \tfrac\Delta2 A)^{-1}(I + \tfrac\Delta2 A)`,
-  :math:`B_d = (I - \tfrac\Delta2 A)^{-1} B\,\Delta`, :math:`C_d = C`, :math:`D_d = D` — the S4/S5
-  convention (the transfer function is then :math:`G_c` at :math:`s = \tfrac2\Delta\tfrac{z-1}{z+1}`
-  up to the input scaling of the convention).
+* **bilinear** (the S4/S5 convention): :math:`A_d = (I - \tfrac\Delta2 A)^{-1}(I + \tfrac\Delta2 A)`,
+  :math:`B_d = (I - \tfrac\Delta2 A)^{-1} B\,\Delta`, :math:`C_d = C`, :math:`D_d = D`. This is not
+  the Tustin transform of the transfer function: with :math:`s = \tfrac2\Delta\tfrac{z-1}{z+1}`,
+  :math:`G_d(z) = \tfrac{2}{z+1}\,(G_c(s) - D) + D` (a frequency-dependent factor), so Hankel
+  singular values change; :func:`ssmred.norms.bilinear_to_continuous` is the HSV-preserving map.
 """
 
 from __future__ import annotations
