@@ -17,8 +17,9 @@ same state size ``n``, in complex128, on the tensors' device, without copying ma
    for :math:`|\lambda| \to 1`);
 2. factors :math:`P = L_c L_c^H`, :math:`Q = L_o L_o^H` (:func:`psd_factor`: Cholesky, and for the
    batch members where it fails because the Gramian is numerically semidefinite, a rank-revealing
-   pivoted Cholesky with the stopping rule of LAPACK ``?pstrf`` — the factorisation the numpy core
-   uses — never a jitter);
+   pivoted Cholesky — the outer-product form of LAPACK ``?pstrf``, stopping at pivots
+   :math:`\le n\epsilon\max_i P_{ii}` — never a jitter); the resulting HSVs agree with the numpy
+   core's :func:`ssmred.hsv_diagonal` to :math:`10^{-10}\sigma_1`;
 3. Hankel singular values :math:`\sigma = \mathrm{svd}(L_o^H L_c)` (square-root method);
 4. SR projections :math:`T = L_c V_r\Sigma_r^{-1/2}`, :math:`T_i = \Sigma_r^{-1/2}U_r^H L_o^H` and the
    reduced :math:`(T_i\,\mathrm{diag}(\lambda)\,T,\ T_i B,\ C T)`;
@@ -141,7 +142,7 @@ def pivoted_cholesky(P: torch.Tensor, *, rtol: float | None = None) -> torch.Ten
     The outer-product form of LAPACK ``?pstrf``: at step ``k`` the largest remaining diagonal entry
     :math:`d_p` is the pivot, column ``k`` of ``L`` is :math:`(P_{:,p} - L_{:,<k}\bar L_{p,<k}^T)/\sqrt{d_p}`
     (zero in the rows already pivoted) and :math:`d \leftarrow d - |L_{:,k}|^2`. A member stops when
-    :math:`\max d \le \text{rtol}\cdot\max_i P_{ii}` (default ``rtol = n·eps``, as the core); its
+    :math:`\max d \le \text{rtol}\cdot\max_i P_{ii}` (default ``rtol = n·eps``); its
     remaining columns are zero. Then :math:`L = \Pi R^H` with ``R`` the ``?pstrf`` factor.
     Differentiable (the pivot order is piecewise constant).
 
@@ -209,8 +210,8 @@ def psd_factor(P: torch.Tensor) -> torch.Tensor:
 
     ``torch.linalg.cholesky_ex`` first; the members where it fails (numerically semidefinite
     Gramian, e.g. ``n`` states driven by fewer than ``n`` channels) are refactored with
-    :func:`pivoted_cholesky`, which stops at the numerical rank exactly like the core's LAPACK
-    ``?pstrf``. No diagonal jitter is ever added. Differentiable.
+    :func:`pivoted_cholesky`, which stops at the numerical rank like LAPACK ``?pstrf`` with
+    ``tol = n * eps * max(diag(P))``. No diagonal jitter is ever added. Differentiable.
 
     Parameters
     ----------

@@ -476,9 +476,18 @@ def _frozen(a: np.ndarray) -> np.ndarray:
 
 
 def _reduce(
-    named: list[tuple[str, LRU]], mode: SelectionMode, *, gate: float, max_condition: float
+    named: list[tuple[str, LRU]],
+    mode: SelectionMode,
+    *,
+    gate: float,
+    max_condition: float,
+    projections: bool = True,
 ) -> tuple[list[LayerReport], list[TruncationMap]]:
-    """The batched pass; returns reports (module order) and truncation maps of the applied layers."""
+    """The batched pass; returns reports (module order) and truncation maps of the applied layers.
+
+    ``projections=False`` leaves ``N``/``M`` of the maps unset (only the "project" optimizer policy
+    needs them).
+    """
     n_layers = len(named)
     requested: list[int] | None = None
     if isinstance(mode, Rank) and mode.r is not None:
@@ -488,10 +497,10 @@ def _reduce(
             requested = list(mode.r)
         else:
             requested = [mode.r] * n_layers
-    # ---- group by (n, H, device)
-    groups: dict[tuple[int, int, torch.device], list[int]] = {}
+    # ---- group by (n, H, device, dtype): one stacked problem per group
+    groups: dict[tuple[int, int, torch.device, torch.dtype], list[int]] = {}
     for i, (_, layer) in enumerate(named):
-        groups.setdefault((layer.d_state, layer.d_model, layer.D.device), []).append(i)
+        groups.setdefault((layer.d_state, layer.d_model, layer.D.device, layer.D.dtype), []).append(i)
     analysis = {}
     with torch.no_grad():
         for key, idx in groups.items():
@@ -518,7 +527,7 @@ def _reduce(
             finite &= torch.isfinite(svd.hsv).all(-1)
             analysis[key] = (idx, lam_s, B_s, C_s, svd, finite)
         # ---- orders
-        orders: dict[tuple[int, int, torch.device], torch.Tensor] = {}
+        orders: dict[tuple[int, int, torch.device, torch.dtype], torch.Tensor] = {}
         if isinstance(mode, Rank) and mode.total is not None:
             keys = list(analysis)
             budget = _budget_orders([analysis[k][4].hsv for k in keys], mode.total)
@@ -561,9 +570,7 @@ def _reduce(
                 lam_g, B_g, C_g = lam.index_select(0, sel), B.index_select(0, sel), C.index_select(0, sel)
                 A_r, B_r, C_r, T, Ti = truncate_diagonal(lam_g, B_g, C_g, sub, r)
                 form = diagonalize(A_r, B_r, C_r)
-                dtypes = {named[idx[j]][1].D.dtype for j in members}
-                dtype = torch.float32 if torch.float32 in dtypes else torch.float64
-                params, unstable = lru_parameters_from_diagonal(form.mu, form.B, form.C, dtype=dtype)
+                params, unstable = lru_parameters_from_diagonal(form.mu, form.B, form.C, dtype=key[3])
                 ok_params = torch.stack([torch.isfinite(v).flatten(1).all(-1) for v in params.values()]).all(0)
                 cond_host = form.cond.tolist()
                 unstable_host = unstable.tolist()
@@ -592,8 +599,10 @@ def _reduce(
                     maps.append(
                         TruncationMap(
                             layer,
-                            N=form.W[g] @ Ti[g],
-                            M=T[g] @ form.V[g],
+                            n,
+                            r,
+                            N=form.W[g] @ Ti[g] if projections else None,
+                            M=T[g] @ form.V[g] if projections else None,
                             gamma_old=gamma_old,
                             gamma_new=torch.exp(params["gamma_log"][g]),
                         )
@@ -671,7 +680,8 @@ def reduce_layers(
         if not isinstance(layer, LRU):
             raise TypeError(f"layers must be ssmred_torch.LRU modules; got {type(layer).__name__}")
     names = [""] * len(layers) if names is None else list(names)
-    return _reduce(list(zip(names, layers, strict=True)), mode, gate=gate, max_condition=max_condition)[0]
+    named = list(zip(names, layers, strict=True))
+    return _reduce(named, mode, gate=gate, max_condition=max_condition, projections=False)[0]
 
 
 def reduce_model(
@@ -740,7 +750,13 @@ def reduce_model(
     named = _named_layers(model)
     if not named:
         return ReductionReport((), time.perf_counter() - t0)
-    reports, maps = _reduce(named, mode, gate=gate, max_condition=max_condition)
+    reports, maps = _reduce(
+        named,
+        mode,
+        gate=gate,
+        max_condition=max_condition,
+        projections=optimizer is not None and optimizer_policy == "project",
+    )
     if optimizer is not None and maps:
         update_optimizer_state(optimizer, maps, optimizer_policy)
     return ReductionReport(tuple(reports), time.perf_counter() - t0)

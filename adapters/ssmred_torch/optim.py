@@ -72,10 +72,14 @@ class TruncationMap:
     ----------
     layer
         The (already reduced) layer.
+    n
+        State size before.
+    r
+        State size after.
     N
-        complex128 ``(r, n)``.
+        complex128 ``(r, n)`` (``None`` when not computed: only the "project" policy needs it).
     M
-        complex128 ``(n, r)``, with ``N @ M = I_r``.
+        complex128 ``(n, r)``, with ``N @ M = I_r`` (or ``None``).
     gamma_old
         :math:`\gamma` before the reduction, ``(n,)`` float64.
     gamma_new
@@ -83,20 +87,12 @@ class TruncationMap:
     """
 
     layer: LRU
-    N: torch.Tensor
-    M: torch.Tensor
+    n: int
+    r: int
+    N: torch.Tensor | None
+    M: torch.Tensor | None
     gamma_old: torch.Tensor
     gamma_new: torch.Tensor
-
-    @property
-    def n(self) -> int:
-        """State size before."""
-        return int(self.M.shape[0])
-
-    @property
-    def r(self) -> int:
-        """State size after."""
-        return int(self.N.shape[0])
 
 
 def _check_policy(policy: object) -> str:
@@ -156,6 +152,8 @@ def _realify_right(K: torch.Tensor, re: torch.Tensor, im: torch.Tensor, second: 
 
 
 def _project_layer(optimizer: torch.optim.Optimizer, tmap: TruncationMap) -> None:
+    if tmap.N is None or tmap.M is None:
+        raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
     layer = tmap.layer
     params = {
         name: getattr(layer, name) for name in ("nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im")

@@ -62,8 +62,9 @@ def test_semidefinite_gramians_use_the_pivoted_fallback(gen):
     assert torch.isfinite(L).all()
     torch.testing.assert_close(L @ L.mH, P, rtol=0, atol=1e-14 * float(P.abs().max()))
     for k in range(2):
-        L_core = ssmred.backends.scipy.psd_factor(P[k].numpy())
-        # the factor of LAPACK ?pstrf: same pivot order (same zero pattern), same numerical rank,
+        L_core = ssmred.backends.scipy.psd_factor(P[k].numpy(), rtol=40 * np.finfo(float).eps)
+        # the factor of LAPACK ?pstrf with the same stopping rule (pivot <= n eps max diag): same pivot
+        # order (same zero pattern), same numerical rank,
         # leading columns equal up to rounding (trailing ones carry the usual error growth)
         np.testing.assert_array_equal(L[k].numpy() != 0, L_core != 0)
         np.testing.assert_allclose(L[k, :, :5].numpy(), L_core[:, :5], rtol=0, atol=1e-12 * np.abs(L_core).max())
