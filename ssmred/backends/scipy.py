@@ -174,6 +174,38 @@ class _ShiftedTriangularSolver:
         return x
 
 
+def _narrow_generator(B: np.ndarray, n: int, dtype: np.dtype) -> np.ndarray:
+    """A generator with at most ``n`` columns and the same ``B B^H`` (``B B^H = R^H R`` from a QR)."""
+    Bw = np.array(B, dtype=dtype)
+    if Bw.shape[1] > n:
+        Bw = spla.qr(Bw.conj().T, mode="r")[0][:n].conj().T
+    return Bw
+
+
+def _hammarling_pivot(mu: complex, b: np.ndarray, *, discrete: bool) -> float:
+    r"""Diagonal entry of the factor: :math:`\alpha = \|b\| / \sqrt{-2\,\mathrm{Re}\,\mu}` (CT).
+
+    In discrete time :math:`\alpha = \|b\| / \sqrt{1 - |\mu|^2}`.
+    """
+    nb = np.sqrt(np.vdot(b, b).real)
+    denom = (1.0 - abs(mu) ** 2) if discrete else (-2.0 * mu.real)
+    return float(nb / np.sqrt(denom))
+
+
+def _deflate_generator(
+    B1: np.ndarray, u: np.ndarray, c: np.ndarray, mu: complex, *, discrete: bool, z: np.ndarray | None = None
+) -> np.ndarray:
+    r"""Right-hand side generator of the remaining ``k x k`` problem after eliminating one state.
+
+    CT: :math:`B_1 - u c^H`. DT: ``X (I - v v^H) X^H`` with :math:`X = [z, B_1]`,
+    :math:`v = [\bar\mu; c]` (unit norm), via one Householder reflection.
+    """
+    if not discrete:
+        return B1 - np.outer(u, c.conj())
+    assert z is not None
+    return _householder_drop_first(np.column_stack([z, B1]), np.concatenate([[np.conj(mu)], c]))
+
+
 def triangular_lyapunov_factor(S: np.ndarray, B: np.ndarray, *, discrete: bool, use_blas: bool = True) -> np.ndarray:
     r"""Upper-triangular :math:`U` with :math:`P = U U^H` for an upper-triangular stable ``S``.
 
@@ -212,18 +244,14 @@ def triangular_lyapunov_factor(S: np.ndarray, B: np.ndarray, *, discrete: bool, 
     """
     S = np.asarray(S, dtype=np.complex128)
     n = S.shape[0]
-    Bw = np.array(B, dtype=np.complex128)
-    if Bw.shape[1] > n:  # B B^H = R^H R: keep an n-column generator
-        Bw = spla.qr(Bw.conj().T, mode="r")[0][:n].conj().T
+    Bw = _narrow_generator(B, n, np.dtype(np.complex128))
     U = np.zeros((n, n), dtype=np.complex128)
     solver = _ShiftedTriangularSolver(S, use_blas=use_blas)
     SF = solver.S
     for k in range(n - 1, -1, -1):
         lam = S[k, k]
         b = Bw[k]
-        nb = np.sqrt(np.vdot(b, b).real)
-        denom = (1.0 - abs(lam) ** 2) if discrete else (-2.0 * lam.real)
-        alpha = nb / np.sqrt(denom)
+        alpha = _hammarling_pivot(lam, b, discrete=discrete)
         U[k, k] = alpha
         if k == 0:
             break
@@ -240,14 +268,10 @@ def triangular_lyapunov_factor(S: np.ndarray, B: np.ndarray, *, discrete: bool, 
                 u = solver.solve(k, -1.0 / lam_c, rhs / lam_c)
             else:
                 u = -rhs
-            z = SF[:k, :k] @ u + alpha * s
-            X = np.column_stack([z, B1])
-            v = np.concatenate([[np.conj(lam)], c])
-            Bw = _householder_drop_first(X, v)
+            Bw = _deflate_generator(B1, u, c, lam, discrete=True, z=SF[:k, :k] @ u + alpha * s)
         else:
-            rhs = -(B1 @ c) - alpha * s
-            u = solver.solve(k, np.conj(lam), rhs)
-            Bw = B1 - np.outer(u, c.conj())
+            u = solver.solve(k, np.conj(lam), -(B1 @ c) - alpha * s)
+            Bw = _deflate_generator(B1, u, c, lam, discrete=False)
         U[:k, k] = u
     return U
 
@@ -288,16 +312,12 @@ def diagonal_lyapunov_factor(lam: np.ndarray, B: np.ndarray, *, discrete: bool) 
     dtype = np.result_type(lam, B, np.float64)
     lam = lam.astype(dtype)
     n = lam.size
-    Bw = np.array(B, dtype=dtype)
-    if Bw.shape[1] > n:  # B B^H = R^H R: keep an n-column generator
-        Bw = spla.qr(Bw.conj().T, mode="r")[0][:n].conj().T
+    Bw = _narrow_generator(B, n, dtype)
     U = np.zeros((n, n), dtype=dtype)
     for k in range(n - 1, -1, -1):
         mu = lam[k]
         b = Bw[k]
-        nb = np.sqrt(np.vdot(b, b).real)
-        denom = (1.0 - abs(mu) ** 2) if discrete else (-2.0 * mu.real)
-        alpha = nb / np.sqrt(denom)
+        alpha = _hammarling_pivot(mu, b, discrete=discrete)
         U[k, k] = alpha
         if k == 0:
             break
@@ -306,14 +326,12 @@ def diagonal_lyapunov_factor(lam: np.ndarray, B: np.ndarray, *, discrete: bool) 
             Bw = B1
             continue
         c = b.conj() / alpha
-        rhs = -(B1 @ c)
-        if discrete:
-            u = rhs / (np.conj(mu) * lam[:k] - 1.0)
-            X = np.column_stack([lam[:k] * u, B1])
-            Bw = _householder_drop_first(X, np.concatenate([[np.conj(mu)], c]))
-        else:
-            u = rhs / (lam[:k] + np.conj(mu))
-            Bw = B1 - np.outer(u, c.conj())
+        if discrete:  # (conj(mu) diag(lam) - I) u = -B1 c, elementwise
+            u = -(B1 @ c) / (np.conj(mu) * lam[:k] - 1.0)
+            Bw = _deflate_generator(B1, u, c, mu, discrete=True, z=lam[:k] * u)
+        else:  # (diag(lam) + conj(mu) I) u = -B1 c
+            u = -(B1 @ c) / (lam[:k] + np.conj(mu))
+            Bw = _deflate_generator(B1, u, c, mu, discrete=False)
         U[:k, k] = u
     return U
 
