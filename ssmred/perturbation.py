@@ -34,10 +34,10 @@ import numpy as np
 import scipy.linalg as spla
 
 from ssmred.backends import GramianMethod
-from ssmred.errors import DimensionError, NotStableError
-from ssmred.gramians import gramian_factors
+from ssmred.errors import DimensionError
+from ssmred.gramians import check_stable_poles, check_system, gramian_factors
 from ssmred.hsv import hankel_singular_values
-from ssmred.statespace import StateSpace
+from ssmred.statespace import StateSpace, stability_slack
 
 __all__ = ["HSVPerturbation", "hankel_distance", "hankel_matrix", "hsv_perturbation"]
 
@@ -45,20 +45,13 @@ _EPS = float(np.finfo(np.float64).eps)
 
 
 def _check_system(sys: object, name: str) -> StateSpace:
-    """Type and stability check with an error message that names the argument."""
-    if not isinstance(sys, StateSpace):
-        raise TypeError(f"{name} must be a ssmred.StateSpace; got {type(sys).__name__}")
-    margin = sys.spectral_abscissa()
-    if sys.is_discrete and not margin < 1.0:
-        raise NotStableError(
-            f"{name} is not stable: Hankel singular values need all |poles| < 1 (discrete time); "
-            f"spectral radius is {margin:.6g}"
-        )
-    if not sys.is_discrete and not margin < 0.0:
-        raise NotStableError(
-            f"{name} is not stable: Hankel singular values need all Re(poles) < 0 (continuous time); "
-            f"spectral abscissa is {margin:.6g}"
-        )
+    """Type and stability check (same rule as the Gramians) with a message that names the argument."""
+    check_system(sys, name)
+    assert isinstance(sys, StateSpace)
+    check_stable_poles(
+        sys.poles(), discrete=sys.is_discrete, what=f"{name} is not stable: Hankel singular values",
+        slack=stability_slack(sys.A),
+    )  # fmt: skip
     return sys
 
 
