@@ -32,6 +32,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/core.py
 	$(PY) benchmarks/reduction.py
+	$(PY) benchmarks/demo.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -121,7 +121,10 @@ def plot_state_sizes(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathL
             continue
         steps = [s / total * 100 for s, _ in trace] + [100.0]
         dims = [d for _, d in trace] + [trace[-1][1]]
-        ax.step(steps, [np.mean(d) for d in dims], where="post", color=color, lw=2, label=label)
+        # earlier runs thicker, so a later run with the same sizes (scratch = CompreSSM's final sizes)
+        # does not hide the earlier line
+        width = 2.0 + 1.5 * (len(runs) - 1 - k)
+        ax.step(steps, [np.mean(d) for d in dims], where="post", color=color, lw=width, label=label)
         for li in range(len(dims[0])):
             ax.step(steps, [d[li] for d in dims], where="post", color=color, lw=0.8, alpha=0.5, ls="--")
     ax.set_xlabel("training progress (%)")
