@@ -151,8 +151,13 @@ class BalancedTruncation:
         """
         return bt_error_bounds(self._svd.hsv)
 
-    def numerical_rank(self) -> int:
-        r"""Number of HSVs above ``n * eps * σ_1`` (the order of a minimal realization, numerically).
+    def numerical_rank(self, *, rtol: float | None = None) -> int:
+        r"""Number of HSVs above ``rtol * σ_1`` (the order of a minimal realization, numerically).
+
+        Parameters
+        ----------
+        rtol
+            Relative threshold; default ``n * eps``.
 
         Returns
         -------
@@ -162,7 +167,8 @@ class BalancedTruncation:
         s = self._svd.hsv
         if s[0] == 0.0:
             return 0
-        return int(np.count_nonzero(s > s.size * np.finfo(float).eps * s[0]))
+        threshold = (s.size * np.finfo(float).eps if rtol is None else float(rtol)) * s[0]
+        return int(np.count_nonzero(s > threshold))
 
     def reduce(
         self,
@@ -417,9 +423,7 @@ def minimal_realization(sys: StateSpace, *, rtol: float | None = None) -> StateS
     1
     """
     bt = BalancedTruncation(sys)
-    s = bt._svd.hsv
-    threshold = (s.size * np.finfo(float).eps if rtol is None else float(rtol)) * s[0]
-    k = max(int(np.count_nonzero(s > threshold)), 1)
+    k = max(bt.numerical_rank(rtol=rtol), 1)
     if k == sys.n_states:
         return sys
     return bt.reduce(k).reduced
