@@ -42,7 +42,12 @@ def _log(msg: str) -> None:
 # ---------------------------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
     from ssmred_torch.experiment import _DEMO_COLUMNS, demo_summary, format_table, run_demo
+    from ssmred_torch.train import ConfigError
 
+    if not 0.0 < args.tau < 1.0:  # fail before announcing a run folder
+        raise ConfigError(
+            f"invalid configuration:\n  - --tau: must lie in (0, 1) (discarded fraction of the HSV sum), got {args.tau}"
+        )
     out = Path(args.out) if args.out else _new_run_dir("demo-quick" if args.quick else "demo")
     _log(f"ssmred demo -> {out}")
     metrics = run_demo(

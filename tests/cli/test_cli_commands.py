@@ -193,3 +193,14 @@ def test_example_configs_are_valid(name: str) -> None:
     assert cfg.data.name == name
     spec = load_experiment(root / f"{name}.yaml")
     assert spec.base == cfg
+
+
+def test_demo_rejects_tau_before_creating_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ssmred_torch.cli import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--tau", "1.5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--tau: must lie in (0, 1)" in err
+    assert "ssmred demo ->" not in err
+    assert not out.exists()
