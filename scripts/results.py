@@ -20,14 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ssmred_torch.experiment import (
+from ssmred_app.experiment import (
     _COLUMNS,
     hsv_rank_stability,
     hsv_tracking_stability,
     load_experiment,
     run_experiment,
 )
-from ssmred_torch.report import fmt
+from ssmred_app.report import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
 

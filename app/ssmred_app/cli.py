@@ -41,8 +41,8 @@ def _log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ssmred_torch.experiment import _DEMO_COLUMNS, demo_summary, format_table, run_demo
-    from ssmred_torch.train import ConfigError
+    from ssmred_app.experiment import _DEMO_COLUMNS, demo_summary, format_table, run_demo
+    from ssmred_app.trainer import ConfigError
 
     if not 0.0 < args.tau < 1.0:  # fail before announcing a run folder
         raise ConfigError(
@@ -70,8 +70,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ssmred_torch.report import Doc, write_json, write_report
-    from ssmred_torch.train import Trainer, environment, load_config
+    from ssmred_app.report import Doc, write_json, write_report
+    from ssmred_app.trainer import Trainer, environment, load_config
 
     overrides = list(args.overrides)
     if args.device:
@@ -108,8 +108,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         [row],
     )
     if res.reductions:
-        from ssmred_torch import report_plots as rp
-        from ssmred_torch.experiment import reduction_rows
+        from ssmred_app import plots as rp
+        from ssmred_app.experiment import reduction_rows
 
         doc.h("Reductions")
         doc.table(
@@ -156,7 +156,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_experiment(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ssmred_torch.experiment import _COLUMNS, format_table, load_experiment, run_experiment
+    from ssmred_app.experiment import _COLUMNS, format_table, load_experiment, run_experiment
 
     overrides = list(args.overrides)
     if args.device:
@@ -318,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ssmred.errors import BackendUnavailableError
 
     try:
-        from ssmred_torch.train import ConfigError
+        from ssmred_app.trainer import ConfigError
 
         return int(args.func(args))
     except ConfigError as exc:
@@ -346,7 +346,7 @@ def layer_analysis(layer: Any, taus: Sequence[float]) -> dict[str, Any]:
     import numpy as np
 
     from ssmred import BalancedTruncation, order_from_energy
-    from ssmred_torch.convert import to_statespace
+    from ssmred_torch import to_statespace
 
     sys_c = to_statespace(layer)
     bt = BalancedTruncation(sys_c)
@@ -371,9 +371,9 @@ def layer_analysis(layer: Any, taus: Sequence[float]) -> dict[str, Any]:
 
 def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 0.1, 0.2)) -> list[str]:
     """Analyse every LRU layer of ``checkpoint``; write ``analysis.{md,html,json}`` and a plot into ``out``."""
-    from ssmred_torch import report_plots as rp
-    from ssmred_torch.report import Doc, write_json, write_report
-    from ssmred_torch.train import ConfigError, load_model_file
+    from ssmred_app import plots as rp
+    from ssmred_app.report import Doc, write_json, write_report
+    from ssmred_app.trainer import ConfigError, load_model_file
 
     for t in taus:
         if not 0 < t < 1:
@@ -425,10 +425,10 @@ def reduce_checkpoint(
     import torch
 
     from ssmred import BalancedTruncation
-    from ssmred_torch.convert import from_statespace, to_statespace
-    from ssmred_torch.data import load_dataset
-    from ssmred_torch.report import Doc, write_json, write_report
-    from ssmred_torch.train import (
+    from ssmred_torch import from_statespace, to_statespace
+    from ssmred_app.data import load_dataset
+    from ssmred_app.report import Doc, write_json, write_report
+    from ssmred_app.trainer import (
         ConfigError,
         _atomic_save,
         load_config,

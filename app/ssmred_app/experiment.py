@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ssmred_torch.report import Doc, fmt, write_json, write_report
-from ssmred_torch.train import (
+from ssmred_app.report import Doc, fmt, write_json, write_report
+from ssmred_app.trainer import (
     ConfigError,
     RunConfig,
     RunResult,
@@ -344,7 +344,7 @@ def experiment_doc(metrics: Mapping[str, Any], *, title: str) -> Doc:
 
 
 def _plots(runs: Sequence[_Run], table: Sequence[Mapping[str, Any]], out: Path) -> list[str]:
-    from ssmred_torch import report_plots as rp
+    from ssmred_app import plots as rp
 
     plots = out / "plots"
     made = []
@@ -406,7 +406,7 @@ def run_experiment(
     dict
         The metrics written to ``metrics.json``.
     """
-    from ssmred_torch.data import load_dataset
+    from ssmred_app.data import load_dataset
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -649,8 +649,8 @@ def run_demo(
     dict
         The metrics written to ``metrics.json``.
     """
-    from ssmred_torch import report_plots as rp
-    from ssmred_torch.data import load_dataset
+    from ssmred_app import plots as rp
+    from ssmred_app.data import load_dataset
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -731,8 +731,8 @@ def hsv_rank_stability(early: str | os.PathLike[str], late: str | os.PathLike[st
 
     from ssmred import order_from_energy
     from ssmred.hsv import hankel_svd
-    from ssmred_torch.convert import to_statespace
-    from ssmred_torch.train import load_model_file
+    from ssmred_torch import to_statespace
+    from ssmred_app.trainer import load_model_file
 
     m1, _ = load_model_file(early)
     m2, _ = load_model_file(late)
@@ -792,8 +792,8 @@ def hsv_tracking_stability(
         tracked move stayed within its Weyl bound.
     """
     from ssmred.tracking import rank_stability, track_hsvs
-    from ssmred_torch.convert import to_statespace
-    from ssmred_torch.train import load_model_file
+    from ssmred_torch import to_statespace
+    from ssmred_app.trainer import load_model_file
 
     models = [load_model_file(p)[0] for p in checkpoints]
     out = []

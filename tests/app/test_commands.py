@@ -29,7 +29,7 @@ def tiny_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(tiny_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ssmred_torch.cli import main
+    from ssmred_app.cli import main
 
     out = tmp_path_factory.mktemp("train") / "run"
     assert main(["train", "--config", str(tiny_config), "--out", str(out), "--no-progress"]) == 0
@@ -51,7 +51,7 @@ def test_train_writes_outputs_and_shrinks(trained: Path) -> None:
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
-    from ssmred_torch.train import Trainer, load_config
+    from ssmred_app.trainer import Trainer, load_config
 
     cfg = load_config(tiny_config)
 
@@ -75,8 +75,8 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_config: Path, tmp_pat
 
 def test_analyze_ssmred_checkpoint_and_plain_state_dict(trained: Path, tmp_path: Path) -> None:
     import torch
-    from ssmred_torch.cli import main
-    from ssmred_torch.train import load_model_file
+    from ssmred_app.cli import main
+    from ssmred_app.trainer import load_model_file
 
     out = tmp_path / "an"
     assert main(["analyze", str(trained / "checkpoints" / "last.pt"), "--out", str(out)]) == 0
@@ -107,8 +107,8 @@ def test_analyze_ssmred_checkpoint_and_plain_state_dict(trained: Path, tmp_path:
 
 def test_reduce_rank_and_tau(trained: Path, tmp_path: Path, tiny_config: Path) -> None:
     import torch
-    from ssmred_torch.cli import main
-    from ssmred_torch.train import load_model_file
+    from ssmred_app.cli import main
+    from ssmred_app.trainer import load_model_file
 
     ckpt = trained / "checkpoints" / "last.pt"
     out = tmp_path / "r2.pt"
@@ -150,7 +150,7 @@ BAD = [
 def test_wrong_configs_fail_before_training(
     text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ssmred_torch.cli import main
+    from ssmred_app.cli import main
 
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(text)
@@ -163,7 +163,7 @@ def test_wrong_configs_fail_before_training(
 
 
 def test_missing_config_file_and_bad_override(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ssmred_torch.cli import main
+    from ssmred_app.cli import main
 
     assert main(["train", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -175,7 +175,7 @@ def test_missing_config_file_and_bad_override(tmp_path: Path, capsys: pytest.Cap
 
 @pytest.mark.parametrize("command", ["demo", "train", "experiment", "analyze", "reduce"])
 def test_help_of_every_subcommand(command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    from ssmred_torch.cli import main
+    from ssmred_app.cli import main
 
     with pytest.raises(SystemExit) as exc:
         main([command, "--help"])
@@ -185,8 +185,8 @@ def test_help_of_every_subcommand(command: str, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize("name", ["digits", "mnist1d", "listops"])
 def test_example_configs_are_valid(name: str) -> None:
-    from ssmred_torch.experiment import load_experiment
-    from ssmred_torch.train import load_config
+    from ssmred_app.experiment import load_experiment
+    from ssmred_app.trainer import load_config
 
     root = Path(__file__).resolve().parents[2] / "configs"
     cfg = load_config(root / f"{name}.yaml")
@@ -196,7 +196,7 @@ def test_example_configs_are_valid(name: str) -> None:
 
 
 def test_demo_rejects_tau_before_creating_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ssmred_torch.cli import main
+    from ssmred_app.cli import main
 
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--tau", "1.5", "--out", str(out)]) == 2

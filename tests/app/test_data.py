@@ -11,7 +11,7 @@ pytestmark = pytest.mark.torch
 
 
 def test_digits_split_is_deterministic_and_disjoint() -> None:
-    from ssmred_torch.data import DataConfig, load_dataset
+    from ssmred_app.data import DataConfig, load_dataset
 
     a = load_dataset(DataConfig(name="digits", split_seed=3))
     b = load_dataset(DataConfig(name="digits", split_seed=3))
@@ -25,7 +25,7 @@ def test_digits_split_is_deterministic_and_disjoint() -> None:
 
 
 def test_mnist1d_is_generated_locally() -> None:
-    from ssmred_torch.data import DataConfig, load_dataset
+    from ssmred_app.data import DataConfig, load_dataset
 
     d = load_dataset(DataConfig(name="mnist1d", n_samples=200))
     assert d.X_train.shape[1:] == (40, 1)
@@ -33,7 +33,7 @@ def test_mnist1d_is_generated_locally() -> None:
 
 
 def test_listops_values() -> None:
-    from ssmred_torch.data import make_listops
+    from ssmred_app.data import make_listops
 
     X, y = make_listops(50, seq_len=48, seed=2)
     X2, y2 = make_listops(50, seq_len=48, seed=2)
@@ -45,7 +45,7 @@ def test_listops_values() -> None:
 
 
 def test_npz_floats_tokens_and_test_split(tmp_path: Path) -> None:
-    from ssmred_torch.data import DataConfig, load_dataset
+    from ssmred_app.data import DataConfig, load_dataset
 
     rng = np.random.default_rng(0)
     p = tmp_path / "f.npz"
@@ -67,7 +67,7 @@ def test_npz_floats_tokens_and_test_split(tmp_path: Path) -> None:
 
 
 def test_bad_npz_is_a_clear_error(tmp_path: Path) -> None:
-    from ssmred_torch.data import DataConfig, load_dataset
+    from ssmred_app.data import DataConfig, load_dataset
 
     p = tmp_path / "bad.npz"
     np.savez(p, X=np.zeros((10, 5, 2)))
@@ -79,7 +79,7 @@ def test_bad_npz_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ssmred_torch.data as data
+    import ssmred_app.data as data
 
     from ssmred.errors import BackendUnavailableError
 
@@ -103,8 +103,8 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     ],
 )
 def test_train_on_token_npz(tmp_path: Path, compression: dict, expected: int | None) -> None:
-    from ssmred_torch.data import load_dataset
-    from ssmred_torch.train import parse_config, train_run
+    from ssmred_app.data import load_dataset
+    from ssmred_app.trainer import parse_config, train_run
 
     rng = np.random.default_rng(1)
     p = tmp_path / "tok.npz"

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.torch
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ssmred_torch.cli import main
+    from ssmred_app.cli import main
 
     out = tmp_path_factory.mktemp("demo") / "run"
     assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
@@ -46,8 +46,8 @@ def test_demo_state_sizes_shrink(demo_dir: Path) -> None:
 
 
 def test_report_numbers_equal_metrics(demo_dir: Path) -> None:
-    from ssmred_torch.experiment import _DEMO_COLUMNS
-    from ssmred_torch.report import fmt, markdown_tables
+    from ssmred_app.experiment import _DEMO_COLUMNS
+    from ssmred_app.report import fmt, markdown_tables
 
     metrics = json.loads((demo_dir / "metrics.json").read_text())
     tables = markdown_tables((demo_dir / "report.md").read_text())

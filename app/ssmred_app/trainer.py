@@ -18,7 +18,7 @@ Examples
 >>> parse_config({"model": {"d_sate": 8}})
 Traceback (most recent call last):
 ...
-ssmred_torch.train.ConfigError: invalid configuration:
+ssmred_app.trainer.ConfigError: invalid configuration:
   - model.d_sate: unknown key (valid keys: d_model, d_state, n_layers, dropout, r_min, r_max)
 """
 
@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ssmred_torch.data import DATASETS, DataConfig, SequenceData, load_dataset
+from ssmred_app.data import DATASETS, DataConfig, SequenceData, load_dataset
 
 __all__ = [
     "CompressionConfig",
@@ -372,7 +372,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:
     >>> parse_config({"compression": {"mode": "tolerance", "tau": 1.5}})
     Traceback (most recent call last):
     ...
-    ssmred_torch.train.ConfigError: invalid configuration:
+    ssmred_app.trainer.ConfigError: invalid configuration:
       - compression.tau: must lie in (0, 1) (discarded fraction of the HSV sum), got 1.5
     """
     problems: list[str] = []
@@ -996,7 +996,7 @@ def model_meta(model: Any) -> dict[str, Any]:
 
 def build_model(mcfg: ModelConfig, data: SequenceData, *, state_sizes: Sequence[int] | None = None) -> Any:
     """The ``LRUModel`` of a configuration for a data set (optionally with given per-layer sizes)."""
-    from ssmred_torch.lru import LRUModel
+    from ssmred_torch import LRUModel
 
     tokens = data.kind == "tokens"
     return LRUModel(
@@ -1085,7 +1085,7 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
     """
     import torch
 
-    from ssmred_torch.lru import LRUModel
+    from ssmred_torch import LRUModel
 
     p = Path(path)
     if not p.is_file():
@@ -1117,7 +1117,7 @@ def build_controller(c: CompressionConfig, m: ModelConfig, total_steps: int) -> 
     """The ``CompreSSM`` controller of a configuration (``None`` for mode ``none``)."""
     if c.mode == "none":
         return None
-    from ssmred_torch import compress as cp
+    import ssmred_torch as cp
 
     if c.mode == "tolerance":
         mode = cp.tolerance(c.tau)
