@@ -1,13 +1,19 @@
-"""Checkpoints of models whose LRU layers were reduced to different sizes.
+"""The one checkpoint format of ssmred: weights plus the state size of every SSM layer.
 
-A checkpoint records the state size of every LRU layer next to the ``state_dict`` s, so that
-:func:`load` can first resize the layers of a freshly constructed model and then load the weights —
-a run resumes after a reduction. Files are read with ``torch.load(weights_only=True)``.
+A checkpoint records each SSM layer's state sizes next to the ``state_dict`` s, so that :func:`load`
+can first resize the layers of a freshly built model (through their adapters) and then load the
+weights — a run resumes after a reduction, and a reduced model is rebuilt from a file. Optimizer and
+controller state and plain ``extra`` data are optional. Files are written atomically (a per-process
+temporary file, then ``os.replace``) and read with ``torch.load(weights_only=True)``.
+
+Payload (format ``"ssmred"``, version 2): ``state_sizes`` ``{layer name: [sizes]}``, ``model``,
+``optimizer`` (or ``None``), ``controller`` (or ``None``), ``extra`` (or ``None``).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from ssmred._require import require
@@ -17,16 +23,34 @@ require("torch")
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ssmred_torch.lru import LRU  # noqa: E402
+from ssmred_torch._adapter import ssm_layers  # noqa: E402
 
-__all__ = ["load", "save"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load", "read_checkpoint", "save", "state_sizes"]
 
-_FORMAT = "ssmred_torch.checkpoint"
-_VERSION = 1
+CHECKPOINT_FORMAT = "ssmred"
+CHECKPOINT_VERSION = 2
 
 
-def _state_sizes(model: nn.Module) -> dict[str, int]:
-    return {name: m.d_state for name, m in model.named_modules() if isinstance(m, LRU)}
+def state_sizes(model: nn.Module) -> dict[str, list[int]]:
+    """The state sizes of every SSM layer of ``model``, by module name.
+
+    Parameters
+    ----------
+    model
+        Any module.
+
+    Returns
+    -------
+    dict
+        ``{name: [sizes]}`` (one entry per size block of the layer; one for the LRU).
+
+    Examples
+    --------
+    >>> from ssmred_torch import LRUModel
+    >>> state_sizes(LRUModel(1, 4, [8, 6], 2, 2))
+    {'blocks.0.ssm': [8], 'blocks.1.ssm': [6]}
+    """
+    return {e.name: [int(s) for s in e.adapter.state_sizes(e.module)] for e in ssm_layers(model)}
 
 
 def save(
@@ -37,21 +61,20 @@ def save(
     controller: Any = None,
     extra: dict[str, Any] | None = None,
 ) -> None:
-    """Save model (with its per-layer state sizes), optionally optimizer, controller progress and extras.
+    """Save a model with its per-layer state sizes, optionally optimizer, controller progress and extras.
 
     Parameters
     ----------
     path
-        File to write.
+        File to write (atomically: written beside it under a per-process name, then renamed).
     model
         The model.
     optimizer
         Its optimizer (``state_dict`` saved).
     controller
-        A :class:`~ssmred_torch.CompreSSM` whose progress is saved.
+        A :class:`~ssmred_torch.CompreSSM` (anything with ``state_dict()``) whose progress is saved.
     extra
-        Further plain data (numbers, strings, lists, dicts, tensors) — must be loadable with
-        ``weights_only=True``.
+        Further plain data (numbers, strings, lists, dicts, tensors), loadable with ``weights_only=True``.
 
     Returns
     -------
@@ -67,34 +90,89 @@ def save(
     ...     save(pathlib.Path(d) / "ckpt.pt", model, extra={"epoch": 3})
     ...     info = load(pathlib.Path(d) / "ckpt.pt", LRUModel(1, 4, 8, 1, 2))
     >>> info["extra"], info["state_sizes"]
-    ({'epoch': 3}, {'blocks.0.lru': 8})
+    ({'epoch': 3}, {'blocks.0.ssm': [8]})
     """
     payload = {
-        "format": _FORMAT,
-        "version": _VERSION,
-        "state_sizes": _state_sizes(model),
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "state_sizes": state_sizes(model),
         "model": model.state_dict(),
         "optimizer": None if optimizer is None else optimizer.state_dict(),
         "controller": None if controller is None else controller.state_dict(),
         "extra": extra,
     }
-    torch.save(payload, path)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device | None = None) -> dict[str, Any]:
+    """Read and check a checkpoint written by :func:`save` (without a model).
+
+    Parameters
+    ----------
+    path
+        The file.
+    map_location
+        Passed to ``torch.load``.
+
+    Returns
+    -------
+    dict
+        The payload (see the module docstring).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ValueError
+        If it is not a readable ssmred checkpoint of this version.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from ssmred_torch import LRUModel
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save(pathlib.Path(d) / "m.pt", LRUModel(1, 4, 8, 1, 2))
+    ...     sorted(read_checkpoint(pathlib.Path(d) / "m.pt"))
+    ['controller', 'extra', 'format', 'model', 'optimizer', 'state_sizes', 'version']
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        payload = torch.load(p, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for damaged or foreign files
+        raise ValueError(f"{str(p)!r} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{str(p)!r} is not an ssmred checkpoint")
+    if payload.get("version") != CHECKPOINT_VERSION:
+        raise ValueError(f"unsupported checkpoint version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}")
+    missing = {"state_sizes", "model", "optimizer", "controller", "extra"} - set(payload)
+    if missing:
+        raise ValueError(f"{str(p)!r} lacks the entries {sorted(missing)}")
+    return payload
 
 
 def load(
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | dict[str, Any],
     model: nn.Module,
     *,
     optimizer: torch.optim.Optimizer | None = None,
     controller: Any = None,
     map_location: str | torch.device | None = None,
 ) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save` into ``model`` (resizing its LRU layers first).
+    """Load a checkpoint into ``model`` (resizing its SSM layers first), optionally optimizer and controller.
 
     Parameters
     ----------
     path
-        File to read (``torch.load(weights_only=True)``).
+        File to read, or a payload returned by :func:`read_checkpoint`.
     model
         A model of the same architecture (any current state sizes).
     optimizer
@@ -113,7 +191,7 @@ def load(
     Raises
     ------
     ValueError
-        If the file is not an ssmred_torch checkpoint, the LRU layers do not match, or an optimizer /
+        If the file is not an ssmred checkpoint, the SSM layers do not match, or an optimizer /
         controller state is requested but absent.
 
     Examples
@@ -129,17 +207,13 @@ def load(
     >>> fresh.state_sizes
     [5, 3]
     """
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
-        raise ValueError(f"{os.fspath(path)!r} is not an ssmred_torch checkpoint")
-    if payload.get("version") != _VERSION:
-        raise ValueError(f"unsupported checkpoint version {payload.get('version')!r}; expected {_VERSION}")
-    sizes: dict[str, int] = dict(payload["state_sizes"])
-    layers = {name: m for name, m in model.named_modules() if isinstance(m, LRU)}
+    payload = path if isinstance(path, dict) else read_checkpoint(path, map_location=map_location)
+    sizes: dict[str, list[int]] = {k: [int(s) for s in v] for k, v in payload["state_sizes"].items()}
+    layers = {e.name: e for e in ssm_layers(model)}
     if set(layers) != set(sizes):
-        raise ValueError(f"the checkpoint's LRU layers {sorted(sizes)} do not match the model's {sorted(layers)}")
-    for name, layer in layers.items():
-        layer.resize_(int(sizes[name]))
+        raise ValueError(f"the checkpoint's SSM layers {sorted(sizes)} do not match the model's {sorted(layers)}")
+    for name, e in layers.items():
+        e.adapter.resize_(e.module, tuple(sizes[name]))
     model.load_state_dict(payload["model"])
     if optimizer is not None:
         if payload["optimizer"] is None:

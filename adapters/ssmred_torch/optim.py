@@ -2,19 +2,20 @@ r"""Optimizer-state surgery after a layer was truncated in place.
 
 The reduced layer keeps its :class:`torch.nn.Parameter` objects (only ``param.data`` changes shape), so
 the optimizer object, its ``param_groups`` and any LR scheduler stay valid; only the per-parameter
-state of the seven state-dependent LRU parameters (``nu_log``, ``theta_log``, ``gamma_log``,
-``B_re``, ``B_im``, ``C_re``, ``C_im``) must be brought to the new shapes. ``D`` is unchanged.
-Three policies, for Adam, AdamW and SGD with momentum:
+state of the layer's state parameters (:meth:`~ssmred_torch.AbstractAdapter.state_parameters`,
+e.g. the LRU's ``nu_log``, ``theta_log``, ``gamma_log``, ``B_re``, ``B_im``, ``C_re``, ``C_im``) must be
+brought to the new shapes. Three policies, for Adam, AdamW and SGD with momentum:
 
 ``"reset"``
     Drop the state of the changed parameters; the optimizer re-initialises it at the next step
     (Adam restarts its bias correction for them). Works for any ``torch.optim.Optimizer``.
 ``"slice"``
-    The published heuristic: keep the first ``r`` entries of every moment, in the *old* coordinates
-    (rows of ``nu``, ``theta``, ``gamma``, ``B``; columns of ``C``), although the new state ``i`` is
-    not the old state ``i``.
+    The published heuristic: keep the first ``r`` entries of every moment along the parameter's state
+    axis, in the *old* coordinates, although the new state ``i`` is not the old state ``i``.
 ``"project"``
-    Map the moments through the truncation. With the lifting :math:`x_{old} \approx M x_{new}` and
+    Map the moments through the truncation (the adapter's
+    :meth:`~ssmred_torch.AbstractAdapter.project_moments_`, built from the helpers here). For the LRU,
+    with the lifting :math:`x_{old} \approx M x_{new}` and
     restriction :math:`x_{new} = N x_{old}` (``N M = I_r``; :math:`N = W T_i`, :math:`M = T V_s` from
     the balancing projections and the re-diagonalisation), the new parameters satisfy
     :math:`\tilde B_{new} = N \tilde B_{old}` and :math:`C_{new} = C_{old} M`. The gradient of a loss
@@ -43,8 +44,8 @@ Three policies, for Adam, AdamW and SGD with momentum:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from ssmred._require import require
 
@@ -52,47 +53,28 @@ require("torch")
 
 import torch  # noqa: E402
 
-from ssmred_torch.lru import LRU  # noqa: E402
+from ssmred_torch._adapter import StateMap, adapter_for  # noqa: E402
 
-__all__ = ["OPTIMIZER_POLICIES", "OptimizerPolicy", "TruncationMap", "update_optimizer_state"]
+__all__ = [
+    "OPTIMIZER_POLICIES",
+    "OptimizerPolicy",
+    "TruncationMap",
+    "check_optimizer",
+    "project_pair_",
+    "project_per_state_",
+    "update_optimizer_state",
+]
 
 OptimizerPolicy = Literal["reset", "slice", "project"]
 OPTIMIZER_POLICIES: tuple[str, ...] = ("reset", "slice", "project")
+#: the map handed to the optimizer surgery (an alias kept for the name users know)
+TruncationMap = StateMap
 
 _FIRST_MOMENTS = ("exp_avg", "momentum_buffer")
 _SECOND_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
-_PER_STATE = ("nu_log", "theta_log", "gamma_log")
+_MOMENTS = _FIRST_MOMENTS + _SECOND_MOMENTS
 
-
-@dataclass(frozen=True)
-class TruncationMap:
-    r"""How one layer's state was reduced: :math:`x_{new} = N x_{old}`, :math:`x_{old} \approx M x_{new}`.
-
-    Attributes
-    ----------
-    layer
-        The (already reduced) layer.
-    n
-        State size before.
-    r
-        State size after.
-    N
-        complex128 ``(r, n)`` (``None`` when not computed: only the "project" policy needs it).
-    M
-        complex128 ``(n, r)``, with ``N @ M = I_r`` (or ``None``).
-    gamma_old
-        :math:`\gamma` before the reduction, ``(n,)`` float64.
-    gamma_new
-        :math:`\gamma` after the reduction, ``(r,)`` float64.
-    """
-
-    layer: LRU
-    n: int
-    r: int
-    N: torch.Tensor | None
-    M: torch.Tensor | None
-    gamma_old: torch.Tensor
-    gamma_new: torch.Tensor
+States = Mapping[str, "dict[str, Any] | None"]
 
 
 def _check_policy(policy: object) -> str:
@@ -120,6 +102,10 @@ def check_optimizer(optimizer: torch.optim.Optimizer | None, policy: str) -> Non
     TypeError
         If ``optimizer`` is not a torch optimizer, or the policy needs Adam/AdamW/SGD and another
         optimizer is given.
+
+    Examples
+    --------
+    >>> check_optimizer(None, "project")
     """
     _check_policy(policy)
     if optimizer is None:
@@ -133,96 +119,142 @@ def check_optimizer(optimizer: torch.optim.Optimizer | None, policy: str) -> Non
         )
 
 
-def _realify_left(K: torch.Tensor, re: torch.Tensor, im: torch.Tensor, second: bool) -> tuple[torch.Tensor, ...]:
-    """``g -> K g`` on ``g = re + i im`` (first moments) or its entrywise-squared version (second)."""
+# ---------------------------------------------------------------------------------------------- projection helpers
+def _moment_keys(states: States) -> set[str]:
+    keys: set[str] = set()
+    for st in states.values():
+        if st:
+            keys |= {k for k, v in st.items() if isinstance(v, torch.Tensor) and k in _MOMENTS}
+    return keys
+
+
+def project_per_state_(states: States, names: Sequence[str], N: torch.Tensor, M: torch.Tensor) -> None:
+    r"""Moments of per-state parameters (shape ``(n,)``) as convex combinations over the old states.
+
+    Weights :math:`w_{kj} = |N_{kj}M_{jk}| / \sum_j |N_{kj}M_{jk}|`: the participation of old state ``j``
+    in new state ``k`` (a truncation that only selects states gives exactly that selection).
+
+    Parameters
+    ----------
+    states
+        Parameter name to its optimizer state (``None`` or empty when it has none yet).
+    names
+        The per-state parameters to map.
+    N, M
+        Restriction ``(r, n)`` and lifting ``(n, r)``, complex.
+
+    Examples
+    --------
+    >>> st = {"nu": {"exp_avg": torch.tensor([1.0, 2.0, 3.0])}}
+    >>> N = torch.tensor([[0, 0, 1.0]], dtype=torch.complex128); M = N.mT
+    >>> project_per_state_(st, ["nu"], N, M); st["nu"]["exp_avg"]
+    tensor([3.])
+    """
+    weights = (N * M.transpose(0, 1)).abs()  # (r, n): |N_kj M_jk|
+    weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-300)
+    for key in _moment_keys(states):
+        for name in names:
+            st = states.get(name)
+            if st and isinstance(st.get(key), torch.Tensor):
+                v = st[key]
+                st[key] = (weights.to(v.device) @ v.to(torch.float64)).to(v.dtype)
+
+
+def _realify(
+    K: torch.Tensor, re: torch.Tensor, im: torch.Tensor, *, left: bool, second: bool
+) -> tuple[torch.Tensor, ...]:
+    """``g -> K g`` (left) or ``g -> g K`` on ``g = re + i im``; second moments by the squared real maps."""
     Kr, Ki = K.real, K.imag
     if second:
         Kr, Ki = Kr**2, Ki**2
-        return Kr @ re + Ki @ im, Ki @ re + Kr @ im
-    return Kr @ re - Ki @ im, Ki @ re + Kr @ im
-
-
-def _realify_right(K: torch.Tensor, re: torch.Tensor, im: torch.Tensor, second: bool) -> tuple[torch.Tensor, ...]:
-    """``g -> g K`` on ``g = re + i im`` (first moments) or its entrywise-squared version (second)."""
-    Kr, Ki = K.real, K.imag
+    if left:
+        if second:
+            return Kr @ re + Ki @ im, Ki @ re + Kr @ im
+        return Kr @ re - Ki @ im, Ki @ re + Kr @ im
     if second:
-        Kr, Ki = Kr**2, Ki**2
         return re @ Kr + im @ Ki, re @ Ki + im @ Kr
     return re @ Kr - im @ Ki, re @ Ki + im @ Kr
 
 
-def _project_layer(optimizer: torch.optim.Optimizer, tmap: TruncationMap) -> None:
-    if tmap.N is None or tmap.M is None:
-        raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
-    layer = tmap.layer
-    params = {
-        name: getattr(layer, name) for name in ("nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im")
-    }
-    states = {name: optimizer.state.get(p) for name, p in params.items()}
+def project_pair_(states: States, pair: tuple[str, str], K: torch.Tensor, *, left: bool) -> None:
+    r"""Moments of a complex matrix stored as a real pair ``(re, im)``, mapped by ``g -> K g`` or ``g -> g K``.
+
+    First moments are mapped exactly by the real-linear map; second moments by its entrywise square
+    (exact for uncorrelated gradient coordinates, always non-negative).
+
+    Parameters
+    ----------
+    states
+        Parameter name to its optimizer state.
+    pair
+        Names of the real and imaginary parts.
+    K
+        The complex map.
+    left
+        ``True``: ``g -> K g`` (state axis 0); ``False``: ``g -> g K`` (state axis 1).
+
+    Examples
+    --------
+    >>> st = {"re": {"exp_avg": torch.ones(2, 1)}, "im": {"exp_avg": torch.zeros(2, 1)}}
+    >>> project_pair_(st, ("re", "im"), torch.tensor([[1.0, 1.0]], dtype=torch.complex128), left=True)
+    >>> st["re"]["exp_avg"]
+    tensor([[2.]])
+    """
+    s_re, s_im = states.get(pair[0]), states.get(pair[1])
     f64 = torch.float64
-    N, M = tmap.N, tmap.M
-    weights = (N * M.transpose(0, 1)).abs()  # (r, n): |N_kj M_jk|
-    weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-300)
-    Kplus_H = ((M / tmap.gamma_old[:, None]) * tmap.gamma_new[None, :]).mH  # (r, n)
-    N_H = N.mH  # (n, r)
-    keys = set()
-    for st in states.values():
-        if st:
-            keys |= {k for k, v in st.items() if isinstance(v, torch.Tensor) and k in _FIRST_MOMENTS + _SECOND_MOMENTS}
-    for key in keys:
-        second = key in _SECOND_MOMENTS
-        for name in _PER_STATE:
-            st = states[name]
-            if st and isinstance(st.get(key), torch.Tensor):
-                v = st[key]
-                st[key] = (weights.to(v.device) @ v.to(f64)).to(v.dtype)
-        for pair, left in ((("B_re", "B_im"), True), (("C_re", "C_im"), False)):
-            s_re, s_im = states[pair[0]], states[pair[1]]
-            t_re = s_re.get(key) if s_re else None
-            t_im = s_im.get(key) if s_im else None
-            if not isinstance(t_re, torch.Tensor) and not isinstance(t_im, torch.Tensor):
-                continue
-            ref = t_re if isinstance(t_re, torch.Tensor) else t_im
-            assert ref is not None
-            re = t_re.to(f64) if isinstance(t_re, torch.Tensor) else torch.zeros_like(ref, dtype=f64)
-            im = t_im.to(f64) if isinstance(t_im, torch.Tensor) else torch.zeros_like(ref, dtype=f64)
-            if left:
-                new_re, new_im = _realify_left(Kplus_H, re, im, second)
-            else:
-                new_re, new_im = _realify_right(N_H, re, im, second)
-            if isinstance(t_re, torch.Tensor):
-                s_re[key] = new_re.to(t_re.dtype)  # type: ignore[index]
-            if isinstance(t_im, torch.Tensor):
-                s_im[key] = new_im.to(t_im.dtype)  # type: ignore[index]
+    for key in _moment_keys({k: v for k, v in states.items() if k in pair}):
+        t_re = s_re.get(key) if s_re else None
+        t_im = s_im.get(key) if s_im else None
+        ref = t_re if isinstance(t_re, torch.Tensor) else t_im
+        assert isinstance(ref, torch.Tensor)
+        re = t_re.to(f64) if isinstance(t_re, torch.Tensor) else torch.zeros_like(ref, dtype=f64)
+        im = t_im.to(f64) if isinstance(t_im, torch.Tensor) else torch.zeros_like(ref, dtype=f64)
+        new_re, new_im = _realify(K.to(ref.device), re, im, left=left, second=key in _SECOND_MOMENTS)
+        if isinstance(t_re, torch.Tensor):
+            s_re[key] = new_re.to(t_re.dtype)  # type: ignore[index]
+        if isinstance(t_im, torch.Tensor):
+            s_im[key] = new_im.to(t_im.dtype)  # type: ignore[index]
 
 
-def _slice_layer(optimizer: torch.optim.Optimizer, tmap: TruncationMap) -> None:
-    layer, r = tmap.layer, tmap.r
-    for name in ("nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im"):
-        st = optimizer.state.get(getattr(layer, name))
-        if not st:
-            continue
-        for key, v in list(st.items()):
-            if key in _FIRST_MOMENTS + _SECOND_MOMENTS and isinstance(v, torch.Tensor):
-                st[key] = (v[..., :r] if name.startswith("C") else v[:r]).clone()
+# ---------------------------------------------------------------------------------------------- the policies
+def _state_params(smap: StateMap) -> dict[str, tuple[torch.nn.Parameter, int]]:
+    adapter = adapter_for(smap.layer)
+    if adapter is None:
+        raise TypeError(f"{type(smap.layer).__name__} is not a registered SSM layer")
+    params = dict(smap.layer.named_parameters())
+    return {name: (params[name], axis) for name, axis in adapter.state_parameters(smap.layer).items()}
 
 
-def _reset_layer(optimizer: torch.optim.Optimizer, tmap: TruncationMap) -> None:
-    for name in ("nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im"):
-        optimizer.state.pop(getattr(tmap.layer, name), None)
+def _slice(optimizer: torch.optim.Optimizer, smap: StateMap) -> None:
+    for param, axis in _state_params(smap).values():
+        st = optimizer.state.get(param)
+        for key, v in list((st or {}).items()):
+            if key in _MOMENTS and isinstance(v, torch.Tensor):
+                st[key] = v.narrow(axis, 0, smap.r).clone()  # type: ignore[index]
+
+
+def _reset(optimizer: torch.optim.Optimizer, smap: StateMap) -> None:
+    for param, _ in _state_params(smap).values():
+        optimizer.state.pop(param, None)
+
+
+def _project(optimizer: torch.optim.Optimizer, smap: StateMap) -> None:
+    adapter = adapter_for(smap.layer)
+    assert adapter is not None
+    adapter.project_moments_(optimizer, smap.layer, smap)
 
 
 def update_optimizer_state(
-    optimizer: torch.optim.Optimizer, maps: list[TruncationMap], policy: OptimizerPolicy = "project"
+    optimizer: torch.optim.Optimizer, maps: Sequence[StateMap], policy: OptimizerPolicy = "project"
 ) -> None:
-    """Bring the optimizer state of truncated layers to their new shapes (see the module docstring).
+    """Bring the optimizer state of reduced layers to their new shapes (see the module docstring).
 
     Parameters
     ----------
     optimizer
         The optimizer that holds the layers' parameters (same object before and after).
     maps
-        One :class:`TruncationMap` per truncated layer.
+        One :class:`~ssmred_torch.StateMap` per reduced layer.
     policy
         ``"reset"``, ``"slice"`` or ``"project"``.
 
@@ -236,7 +268,8 @@ def update_optimizer_state(
     ValueError
         For an unknown policy.
     TypeError
-        For an unsupported optimizer (``"slice"``/``"project"`` need Adam, AdamW or SGD).
+        For an unsupported optimizer (``"slice"``/``"project"`` need Adam, AdamW or SGD) or a layer
+        family without a moment projection under ``"project"``.
 
     Examples
     --------
@@ -249,7 +282,15 @@ def update_optimizer_state(
     torch.Size([3, 2])
     """
     check_optimizer(optimizer, policy)
-    surgery = {"reset": _reset_layer, "slice": _slice_layer, "project": _project_layer}[policy]
+    if policy == "project":
+        for smap in maps:
+            adapter = adapter_for(smap.layer)
+            if adapter is None or not adapter.supports_projection:
+                raise TypeError(
+                    f"optimizer_policy='project' is not available for {type(smap.layer).__name__} layers; "
+                    "use 'reset' or 'slice'"
+                )
+    surgery = {"reset": _reset, "slice": _slice, "project": _project}[policy]
     with torch.no_grad():
-        for tmap in maps:
-            surgery(optimizer, tmap)
+        for smap in maps:
+            surgery(optimizer, smap)

@@ -14,7 +14,7 @@ from ssmred_torch import (  # noqa: E402
     LRU,
     LRUModel,
     ReductionWarning,
-    batched,  # noqa: E402
+    kernels,
     fraction,
     hankel_nuclear_norm,
     layer_matrices,
@@ -25,7 +25,7 @@ from ssmred_torch import (  # noqa: E402
     to_statespace,
     tolerance,
 )
-from ssmred_torch import compress as compress_module  # noqa: E402
+from ssmred_torch.layers import lru as lru_module  # noqa: E402
 
 import ssmred  # noqa: E402
 
@@ -46,7 +46,7 @@ def test_hsvs_equal_the_core(gen, n, H, r_min, r_max):
     layers = [LRU(H, n, r_min=r_min, r_max=r_max, dtype=torch.float64, generator=gen) for _ in range(3)]
     lam, log_lam, B, C = _stack(layers)
     s_core = ssmred.hsv_diagonal(lam.numpy(), B.numpy(), C.numpy())
-    for s_torch in (batched.hsv_diagonal(lam, B, C, log_lam=log_lam), batched.hsv_diagonal(lam, B, C)):
+    for s_torch in (kernels.hsv_diagonal(lam, B, C, log_lam=log_lam), kernels.hsv_diagonal(lam, B, C)):
         s_torch = s_torch.numpy()
         for k in range(3):
             np.testing.assert_allclose(s_torch[k], s_core[k], rtol=0, atol=1e-10 * s_core[k, 0])
@@ -55,10 +55,10 @@ def test_hsvs_equal_the_core(gen, n, H, r_min, r_max):
 def test_semidefinite_gramians_use_the_pivoted_fallback(gen):
     layers = [LRU(1, 40, r_min=0.0, r_max=0.5, dtype=torch.float64, generator=gen) for _ in range(2)]
     lam, log_lam, B, C = _stack(layers)
-    P, _ = batched.diagonal_gramians(lam, B, C, log_lam=log_lam)
+    P, _ = kernels.diagonal_gramians(lam, B, C, log_lam=log_lam)
     _, info = torch.linalg.cholesky_ex(P)
     assert bool((info != 0).all())  # plain Cholesky fails: numerically semidefinite
-    L = batched.psd_factor(P)
+    L = kernels.psd_factor(P)
     assert torch.isfinite(L).all()
     torch.testing.assert_close(L @ L.mH, P, rtol=0, atol=1e-14 * float(P.abs().max()))
     for k in range(2):
@@ -125,7 +125,7 @@ def test_selection_modes(gen):
 
 def test_total_budget_is_shared_by_normalised_energy(gen):
     model = LRUModel(1, 6, [20, 12, 9], 3, 2, dtype=torch.float64, generator=gen)
-    hsv = [ssmred.hankel_singular_values(to_statespace(b.lru)) for b in model.blocks]
+    hsv = [ssmred.hankel_singular_values(to_statespace(b.ssm)) for b in model.blocks]
     rep = reduce_model(model, rank(total=15))
     assert sum(rep.sizes_after) == 15
     assert min(rep.sizes_after) >= 1
@@ -133,7 +133,7 @@ def test_total_budget_is_shared_by_normalised_energy(gen):
     kept = np.concatenate([h[1:r] / h.sum() for h, r in zip(hsv, rep.sizes_after, strict=True)])
     dropped = np.concatenate([h[r:] / h.sum() for h, r in zip(hsv, rep.sizes_after, strict=True)])
     assert kept.min() >= dropped.max()
-    with pytest.raises(ValueError, match="number of LRU layers"):
+    with pytest.raises(ValueError, match="number of SSM layers"):
         reduce_model(model, rank(total=2))
 
 
@@ -155,7 +155,7 @@ def test_mixed_sizes_and_float32_model(gen):
     model = LRUModel(2, 8, [16, 16, 10], 3, 3, generator=gen)  # float32
     rep = reduce_model(model, tolerance(0.2))
     assert all(lr.applied for lr in rep.layers)
-    assert model.blocks[0].lru.B_re.dtype == torch.float32
+    assert model.blocks[0].ssm.B_re.dtype == torch.float32
     out = model(torch.randn(2, 30, 2, generator=gen))
     assert torch.isfinite(out).all()
     rep2 = reduce_model(model, tolerance(0.2))  # second reduction: new Gramians of the reduced layers
@@ -188,14 +188,14 @@ def test_nonfinite_layer_is_refused_and_left_untouched(gen):
 def test_nonfinite_reduction_result_is_refused(gen, monkeypatch):
     layer = LRU(3, 10, dtype=torch.float64, generator=gen)
     before = _snapshot(layer)
-    real = compress_module.lru_parameters_from_diagonal
+    real = lru_module.lru_parameters_from_diagonal
 
     def poisoned(*args, **kwargs):
         params, unstable = real(*args, **kwargs)
         params["B_re"] = params["B_re"] * float("inf")
         return params, unstable
 
-    monkeypatch.setattr(compress_module, "lru_parameters_from_diagonal", poisoned)
+    monkeypatch.setattr(lru_module, "lru_parameters_from_diagonal", poisoned)
     model = torch.nn.ModuleDict({"lru": layer})
     with pytest.warns(ReductionWarning, match="not finite"):
         report = reduce_model(model, rank(4))
@@ -235,9 +235,9 @@ def test_typed_errors_for_bad_modes():
 def test_hankel_nuclear_norm_value_and_gradient(gen):
     model = LRUModel(1, 3, [6, 6, 5], 3, 2, dtype=torch.float64, generator=gen)
     value = hankel_nuclear_norm(model)
-    expected = sum(ssmred.hankel_singular_values(to_statespace(b.lru)).sum() for b in model.blocks)
+    expected = sum(ssmred.hankel_singular_values(to_statespace(b.ssm)).sum() for b in model.blocks)
     assert float(value.detach()) == pytest.approx(expected, rel=1e-10)
-    layer = model.blocks[0].lru
+    layer = model.blocks[0].ssm
     names = ["nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im"]
     originals = {k: getattr(layer, k).detach().clone() for k in names}
 
@@ -285,8 +285,8 @@ def test_reduction_on_cuda_matches_cpu(gen):
     assert next(twin.parameters()).is_cuda
     w = np.linspace(-np.pi, np.pi, 64)
     for block_cpu, block_gpu in zip(model.blocks, twin.blocks, strict=True):
-        G_cpu = to_statespace(block_cpu.lru).frequency_response(w)
-        G_gpu = to_statespace(block_gpu.lru).frequency_response(w)
+        G_cpu = to_statespace(block_cpu.ssm).frequency_response(w)
+        G_gpu = to_statespace(block_gpu.ssm).frequency_response(w)
         np.testing.assert_allclose(G_gpu, G_cpu, rtol=0, atol=1e-9 * np.abs(G_cpu).max())
 
 
@@ -297,12 +297,12 @@ def test_gramians_from_log_eigenvalues_stay_accurate_near_the_unit_circle():
     lam = torch.exp(log_lam)
     B = torch.ones(1, 2, 1, dtype=torch.complex128)
     C = torch.ones(1, 1, 2, dtype=torch.complex128)
-    P, _ = batched.diagonal_gramians(lam, B, C, log_lam=log_lam)
+    P, _ = kernels.diagonal_gramians(lam, B, C, log_lam=log_lam)
     # exact: P_ij = 1 / (1 - exp(l_i + conj l_j)), evaluated in extended form
     exact_00 = 1.0 / -np.expm1(-2e-9)
     dy = float(phase[0, 0]) - float(phase[0, 1])  # exact (Sterbenz); the stored phases differ by ~1e-9
     exact_01 = 1.0 / -np.expm1(complex(-3e-9, dy))
     assert abs(complex(P[0, 0, 0]) - exact_00) <= 1e-14 * exact_00
     assert abs(complex(P[0, 0, 1]) - exact_01) <= 1e-14 * abs(exact_01)
-    P_plain, _ = batched.diagonal_gramians(lam, B, C)
+    P_plain, _ = kernels.diagonal_gramians(lam, B, C)
     assert abs(complex(P_plain[0, 0, 0]) - exact_00) > 1e-9 * exact_00  # the plain formula cancels

@@ -30,7 +30,7 @@ def test_save_load_after_reduction_resumes_exactly(tmp_path, gen):
     path = tmp_path / "run.pt"
     save(path, model, optimizer=opt, controller=ctl, extra={"step": 1, "note": "after reduction"})
     raw = torch.load(path, weights_only=True)  # plain data only
-    assert raw["state_sizes"] == {"blocks.0.lru": 7, "blocks.1.lru": 5}
+    assert raw["state_sizes"] == {"blocks.0.ssm": [7], "blocks.1.ssm": [5]}
 
     fresh = LRUModel(2, 4, 16, 2, 3, dtype=torch.float64)
     fresh_opt = torch.optim.Adam(fresh.parameters(), lr=1e-2)
@@ -59,5 +59,5 @@ def test_load_checks_the_architecture(tmp_path, gen):
     with pytest.raises(ValueError, match="no optimizer"):
         load(path, fresh, optimizer=torch.optim.Adam(fresh.parameters()))
     torch.save({"something": 1}, tmp_path / "other.pt")
-    with pytest.raises(ValueError, match="not an ssmred_torch checkpoint"):
+    with pytest.raises(ValueError, match="not an ssmred checkpoint"):
         load(tmp_path / "other.pt", LRUModel(2, 4, 8, 2, 3))

@@ -7,7 +7,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ssmred_torch import LRU, DiagonalizationError, LRUAdapter, adapter_for, from_statespace, to_statespace  # noqa: E402
+from ssmred_torch import (  # noqa: E402
+    LRU,
+    DiagonalizationError,
+    LRUAdapter,
+    adapter_for,
+    from_statespace,
+    rank,
+    reduce_layers,
+    to_statespace,
+)
 
 import ssmred  # noqa: E402
 from ssmred.errors import DimensionError, NotStableError  # noqa: E402
@@ -182,6 +191,6 @@ def test_adapter_is_found_by_exact_type(layer):
     _assert_same_tf(adapter.to_statespace(layer), to_statespace(layer), rtol=0.0)
     new = adapter.from_statespace(to_statespace(layer), like=layer)
     _assert_same_tf(to_statespace(new), to_statespace(layer), rtol=1e-12)
-    report = adapter.truncate_(layer, 5)
+    (report,) = reduce_layers([layer], rank(5), gate=1.0)
     assert report.applied
     assert layer.d_state == 5

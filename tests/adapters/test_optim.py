@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from ssmred_torch import LRU, LRUModel, rank, reduce_model, tolerance, update_optimizer_state  # noqa: E402
-from ssmred_torch.compress import _reduce  # noqa: E402
+from ssmred_torch import plan_reduction, ssm_layers  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -21,6 +21,14 @@ def _train_step(model, opt, gen, d_in=2):
     loss.backward()
     opt.step()
     return float(loss.detach())
+
+
+def _reduce(layer, mode):
+    """Plan and write back without touching the optimizer; returns (plan, state maps)."""
+    entries = ssm_layers(layer)
+    plan = plan_reduction(entries, mode, gate=1.0)
+    maps = [e.adapter.write_back_(e.module, p.reduced) for e, p in zip(entries, plan.layers, strict=True)]
+    return plan, maps
 
 
 def _linear_loss(layer, Wb, Wc):
@@ -37,8 +45,8 @@ def test_project_maps_first_moments_by_the_pullback_of_the_truncation(gen):
     opt = torch.optim.SGD(layer.parameters(), lr=0.0, momentum=0.9)
     _linear_loss(layer, Wb, Wc).backward()
     opt.step()  # momentum_buffer = gradient, parameters unchanged (lr = 0)
-    reports, maps = _reduce([("", layer)], rank(6), gate=1.0, max_condition=1e8)
-    assert reports[0].applied
+    plan, maps = _reduce(layer, rank(6))
+    assert plan.layers[0].report.status == "reduced"
     update_optimizer_state(opt, maps, "project")
     (tmap,) = maps
     # the loss as a function of the new parameters through the lifting B~_old = M B~_new, C_old = C_new N
@@ -46,9 +54,9 @@ def test_project_maps_first_moments_by_the_pullback_of_the_truncation(gen):
     B_im = layer.B_im.detach().clone().requires_grad_()
     C_re = layer.C_re.detach().clone().requires_grad_()
     C_im = layer.C_im.detach().clone().requires_grad_()
-    Bt_new = tmap.gamma_new[:, None] * torch.complex(B_re, B_im)
-    Bt_old = tmap.M @ Bt_new
-    C_old = torch.complex(C_re, C_im) @ tmap.N
+    Bt_new = tmap.extra["gamma_new"][:, None] * torch.complex(B_re, B_im)
+    Bt_old = tmap.M[0] @ Bt_new
+    C_old = torch.complex(C_re, C_im) @ tmap.N[0]
     ((Wb.conj() * Bt_old).real.sum() + (Wc.conj() * C_old).real.sum()).backward()
     for name, t in (("B_re", B_re), ("B_im", B_im), ("C_re", C_re), ("C_im", C_im)):
         buf = opt.state[getattr(layer, name)]["momentum_buffer"]
@@ -61,11 +69,11 @@ def test_project_keeps_second_moments_nonnegative_and_per_state_moments_convex(g
     _train_step(model, opt, gen)
     with torch.no_grad():
         for block in model.blocks:
-            opt.state[block.lru.nu_log]["exp_avg"].fill_(0.25)
+            opt.state[block.ssm.nu_log]["exp_avg"].fill_(0.25)
     steps = {p: opt.state[p]["step"].clone() for p in model.parameters()}
     reduce_model(model, rank(5), optimizer=opt, optimizer_policy="project")
     for block in model.blocks:
-        layer = block.lru
+        layer = block.ssm
         torch.testing.assert_close(
             opt.state[layer.nu_log]["exp_avg"], torch.full((5,), 0.25, dtype=torch.float64), rtol=1e-12, atol=0
         )

@@ -1,4 +1,4 @@
-r"""Batched square-root balanced truncation of diagonal discrete-time systems, in torch (any device).
+r"""Batched kernels of every layer family: square-root balanced truncation of diagonal discrete-time systems.
 
 Every function works on a stack of ``G`` systems :math:`(\mathrm{diag}\lambda_g, B_g, C_g)` with the
 same state size ``n``, in complex128, on the tensors' device, without copying matrices to the host:
@@ -23,7 +23,8 @@ same state size ``n``, in complex128, on the tensors' device, without copying ma
 3. Hankel singular values :math:`\sigma = \mathrm{svd}(L_o^H L_c)` (square-root method);
 4. SR projections :math:`T = L_c V_r\Sigma_r^{-1/2}`, :math:`T_i = \Sigma_r^{-1/2}U_r^H L_o^H` and the
    reduced :math:`(T_i\,\mathrm{diag}(\lambda)\,T,\ T_i B,\ C T)`;
-5. re-diagonalisation :math:`A_r = V\mathrm{diag}(\mu)V^{-1}` into LRU parameters (SPEC §4).
+5. re-diagonalisation :math:`A_r = V\mathrm{diag}(\mu)V^{-1}` (the layer adapters map
+   :math:`(\mu, B, C)` to their own parameters).
 
 The only host transfers are small: one flag per group when a Cholesky factorisation fails, the chosen
 orders (one int per layer) and the reports' HSV vectors.
@@ -49,7 +50,6 @@ __all__ = [
     "diagonalize",
     "hankel_svd_diagonal",
     "hsv_diagonal",
-    "lru_parameters_from_diagonal",
     "pivoted_cholesky",
     "psd_factor",
     "truncate_diagonal",
@@ -442,76 +442,3 @@ def diagonalize(A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, *, sort: bool
         Vs = Vs.gather(-1, order[..., None, :].expand_as(Vs))
         W = W.gather(-2, order[..., :, None].expand_as(W))
     return DiagonalForm(mu, Bd, Cd, W, Vs, cond)
-
-
-def lru_parameters_from_diagonal(
-    mu: torch.Tensor,
-    B: torch.Tensor,
-    C: torch.Tensor,
-    *,
-    dtype: torch.dtype,
-    instability_tol: float = 1e-8,
-) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    r"""LRU parameters (SPEC §4) for diagonal systems :math:`(\mathrm{diag}\mu, B, C)`, batched.
-
-    .. math::
-
-        \nu = \log(-\log|\mu|),\quad \theta = \log(\arg\mu \bmod 2\pi),\quad
-        \gamma = \sqrt{1-|\mu|^2},\quad B_{re} + iB_{im} = B/\gamma,\quad C_{re} + iC_{im} = C.
-
-    Edge cases, handled explicitly:
-
-    * :math:`\arg\mu = 0` exactly (a real eigenvalue) would give :math:`\theta = -\infty`; the
-      equivalent phase :math:`2\pi` is stored instead (same :math:`\mu`, finite and trainable).
-    * :math:`|\mu| \ge 1` from round-off: the decay rate :math:`-\log|\mu|` is floored at the machine
-      epsilon of ``dtype`` (so :math:`|\mu| = e^{-\epsilon} < 1` is representable); a modulus above
-      ``1 + instability_tol`` is a genuinely unstable result and is reported in ``unstable``.
-    * :math:`\mu = 0`: the decay rate is capped at :math:`-\log(\text{tiny})` of ``dtype``.
-
-    Parameters
-    ----------
-    mu
-        Eigenvalues, shape ``(batch, r)``.
-    B
-        Input matrices, shape ``(batch, r, H)``.
-    C
-        Output matrices, shape ``(batch, H, r)``.
-    dtype
-        Real dtype of the target layer (sets the floors above).
-    instability_tol
-        Moduli above ``1 + instability_tol`` are flagged as unstable.
-
-    Returns
-    -------
-    tuple
-        ``(params, unstable)``: a dict of float64 tensors ``nu_log``, ``theta_log``, ``gamma_log``
-        ``(batch, r)``, ``B_re``, ``B_im`` ``(batch, r, H)``, ``C_re``, ``C_im`` ``(batch, H, r)``, and a
-        bool tensor ``(batch,)``.
-
-    Examples
-    --------
-    >>> mu = torch.tensor([[0.5 + 0j]], dtype=torch.complex128)
-    >>> p, bad = lru_parameters_from_diagonal(mu, torch.ones(1, 1, 1), torch.ones(1, 1, 1), dtype=torch.float32)
-    >>> round(p["theta_log"].exp().item(), 6), bool(bad.item())
-    (6.283185, False)
-    """
-    mu, B, C = _as_complex(mu), _as_complex(B), _as_complex(C)
-    finfo = torch.finfo(dtype)
-    modulus = mu.abs()
-    unstable = (modulus > 1.0 + instability_tol).any(-1) | ~torch.isfinite(modulus).all(-1)
-    decay = (-torch.log(modulus)).clamp(min=finfo.eps, max=-math.log(finfo.tiny))
-    two_pi = 2.0 * math.pi
-    phase = torch.remainder(torch.angle(mu), two_pi)
-    phase = torch.where(phase > 0.0, phase, torch.full_like(phase, two_pi))
-    gamma_log = 0.5 * torch.log(-torch.expm1(-2.0 * decay))
-    Bs = B * torch.exp(-gamma_log)[..., :, None]
-    params = {
-        "nu_log": torch.log(decay),
-        "theta_log": torch.log(phase),
-        "gamma_log": gamma_log,
-        "B_re": Bs.real,
-        "B_im": Bs.imag,
-        "C_re": C.real,
-        "C_im": C.imag,
-    }
-    return params, unstable
