@@ -167,7 +167,7 @@ def _resolve(sys: StateSpace, method: str) -> str:
 
 
 def diagonal_gramians(
-    lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None = 1.0
+    lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Closed-form Gramians of diagonal systems, batched over leading dimensions.
 
@@ -180,8 +180,8 @@ def diagonal_gramians(
     C
         Output matrices, shape ``(..., p, n)``.
     dt
-        ``None`` for continuous time, anything ``> 0`` for discrete time (the value itself does
-        not enter the formula).
+        Required: ``None`` for continuous time, anything ``> 0`` for discrete time (the value itself
+        does not enter the formula; no default, so a CT eigenvalue set is never analysed as DT).
 
     Returns
     -------
@@ -204,7 +204,7 @@ def diagonal_gramians(
 
     Examples
     --------
-    >>> P, Q = diagonal_gramians([0.5], [[1.0]], [[1.0]])
+    >>> P, Q = diagonal_gramians([0.5], [[1.0]], [[1.0]], dt=1.0)
     >>> P.real.round(4)
     array([[1.3333]])
     """

@@ -127,7 +127,7 @@ def hankel_singular_values(sys: StateSpace, *, method: GramianMethod = "auto") -
     return hankel_svd(sys, method=method).hsv
 
 
-def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None = 1.0) -> np.ndarray:
+def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None) -> np.ndarray:
     r"""Hankel singular values of a batch of diagonal systems :math:`(\mathrm{diag}(\lambda), B, C)`.
 
     Gramian factors without a Schur form or Lyapunov solve (:func:`ssmred.gramians.diagonal_gramian_factors`:
@@ -144,7 +144,8 @@ def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
     C
         Output matrices, shape ``(..., p, n)``.
     dt
-        ``None`` for continuous time, a float ``> 0`` for discrete time (default, as in deep SSMs).
+        Required: ``None`` for continuous time, a float ``> 0`` for discrete time (deep SSM layers are
+        discrete; there is no default, so a continuous eigenvalue set is never analysed as discrete).
 
     Returns
     -------
@@ -162,7 +163,7 @@ def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
     --------
     >>> lam = np.array([[0.5, -0.25], [0.9, 0.1]])
     >>> B = np.ones((2, 2, 1)); C = np.ones((2, 1, 2))
-    >>> hsv_diagonal(lam, B, C).shape
+    >>> hsv_diagonal(lam, B, C, dt=1.0).shape
     (2, 2)
     """
     lam_, B_, C_ = _check_diagonal_inputs(lam, B, C, dt=dt)

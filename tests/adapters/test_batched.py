@@ -45,7 +45,7 @@ def _stack(layers):
 def test_hsvs_equal_the_core(gen, n, H, r_min, r_max):
     layers = [LRU(H, n, r_min=r_min, r_max=r_max, dtype=torch.float64, generator=gen) for _ in range(3)]
     lam, log_lam, B, C = _stack(layers)
-    s_core = ssmred.hsv_diagonal(lam.numpy(), B.numpy(), C.numpy())
+    s_core = ssmred.hsv_diagonal(lam.numpy(), B.numpy(), C.numpy(), dt=1.0)
     for s_torch in (kernels.hsv_diagonal(lam, B, C, log_lam=log_lam), kernels.hsv_diagonal(lam, B, C)):
         s_torch = s_torch.numpy()
         for k in range(3):

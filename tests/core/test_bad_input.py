@@ -317,9 +317,9 @@ def test_sys_must_be_a_statespace(call, bad):
 )
 def test_diagonal_shapes(lam, B, C, pattern):
     with pytest.raises(DimensionError, match=pattern):
-        ssmred.hsv_diagonal(lam, B, C)
+        ssmred.hsv_diagonal(lam, B, C, dt=1.0)
     with pytest.raises(DimensionError, match=pattern):
-        ssmred.diagonal_gramians(lam, B, C)
+        ssmred.diagonal_gramians(lam, B, C, dt=1.0)
 
 
 @pytest.mark.parametrize("which", ["lam", "B", "C"])
@@ -328,7 +328,7 @@ def test_diagonal_non_finite(which):
     args[which] = args[which].astype(float).copy()
     args[which].flat[0] = np.nan
     with pytest.raises(ValueError, match=rf"^{which} must be finite"):
-        ssmred.hsv_diagonal(args["lam"], args["B"], args["C"])
+        ssmred.hsv_diagonal(args["lam"], args["B"], args["C"], dt=1.0)
 
 
 # ---------------------------------------------------------------------------------------- constructors, misc
@@ -375,3 +375,14 @@ def test_hinf_rtol_validated(stable, rtol):
 def test_with_unknown_field(stable):
     with pytest.raises(TypeError, match=r"with_\(\) got unknown field\(s\) \['F'\]; valid: A, B, C, D, dt"):
         stable.with_(F=1)
+
+
+def test_diagonal_routines_need_an_explicit_time_base():
+    """A CT eigenvalue set with |lambda| < 1 must not be analysed as DT by default (issue 9, defect 7)."""
+    lam, B, C = np.array([-0.5, -0.2]), np.ones((2, 1)), np.ones((1, 2))
+    with pytest.raises(TypeError, match="dt"):
+        ssmred.hsv_diagonal(lam, B, C)
+    with pytest.raises(TypeError, match="dt"):
+        ssmred.diagonal_gramians(lam, B, C)
+    ct = ssmred.hsv_diagonal(lam, B, C, dt=None)
+    np.testing.assert_allclose(ct, ssmred.hankel_singular_values(ssmred.from_diagonal(lam, B, C)), rtol=1e-12)
