@@ -20,14 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ssmred_app.experiment import (
-    _COLUMNS,
-    hsv_rank_stability,
-    hsv_tracking_stability,
-    load_experiment,
-    run_experiment,
-)
+from ssmred_app.experiment import EXPERIMENT_COLUMNS, load_experiment, run_experiment
 from ssmred_app.report import fmt
+from ssmred_app.stability import hsv_rank_stability, hsv_tracking_stability
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -155,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
             f"`{_rel(out / name / 'report.md')}`.",
             "",
         ]
-        sections += _table([h for _, h in _COLUMNS], [[r[k] for k, _ in _COLUMNS] for r in m["table"]])
+        sections += _table(
+            [h for _, h in EXPERIMENT_COLUMNS], [[r[k] for k, _ in EXPERIMENT_COLUMNS] for r in m["table"]]
+        )
         sections += _findings(m) + ["Final per-layer state sizes per seed:", ""]
         sections += [
             f"- {r['variant']}: " + "; ".join(" ".join(map(str, d)) for d in r["final_dims"]) for r in m["table"]

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 __all__ = ["main"]
 
@@ -41,8 +39,9 @@ def _log(msg: str) -> None:
 
 # ---------------------------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ssmred_app.experiment import _DEMO_COLUMNS, demo_summary, format_table, run_demo
-    from ssmred_app.trainer import ConfigError
+    from ssmred_app.config import ConfigError
+    from ssmred_app.demo import DEMO_COLUMNS, demo_summary, run_demo
+    from ssmred_app.report import format_table
 
     if not 0.0 < args.tau < 1.0:  # fail before announcing a run folder
         raise ConfigError(
@@ -59,7 +58,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         log=_log,
     )
-    print(format_table(metrics["table"], _DEMO_COLUMNS))
+    print(format_table(metrics["table"], DEMO_COLUMNS))
     print("\n" + demo_summary(metrics).replace("**", ""))
     print(f"\nreport: {out / 'report.md'} (and report.html), metrics: {out / 'metrics.json'}")
     print(f"total time {metrics['elapsed_s']:.0f} s")
@@ -68,17 +67,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------- train
 def _cmd_train(args: argparse.Namespace) -> int:
-    import dataclasses
-
+    from ssmred_app.config import load_config, with_sections
     from ssmred_app.report import Doc, write_json, write_report
-    from ssmred_app.trainer import Trainer, environment, load_config
+    from ssmred_app.trainer import Trainer, environment
 
     overrides = list(args.overrides)
     if args.device:
         overrides.append(f"device={args.device}")
     cfg = load_config(args.config, overrides)
     out = Path(args.out or cfg.out or _new_run_dir(f"train-{cfg.name}"))
-    cfg = dataclasses.replace(cfg, out=None)
+    cfg = with_sections(cfg, out=None)
     _log(f"ssmred train {cfg.name} -> {out}")
     trainer = Trainer(cfg, out, progress=not args.no_progress, log=_log)
     res = trainer.run(resume=not args.no_resume)
@@ -109,7 +107,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     if res.reductions:
         from ssmred_app import plots as rp
-        from ssmred_app.experiment import reduction_rows
+        from ssmred_app.demo import reduction_rows
 
         doc.h("Reductions")
         doc.table(
@@ -156,7 +154,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_experiment(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from ssmred_app.experiment import _COLUMNS, format_table, load_experiment, run_experiment
+    from ssmred_app.experiment import EXPERIMENT_COLUMNS, load_experiment, run_experiment
+    from ssmred_app.report import format_table
 
     overrides = list(args.overrides)
     if args.device:
@@ -167,14 +166,14 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     out = Path(args.out or spec.base.out or _new_run_dir(f"experiment-{spec.base.name}"))
     _log(f"ssmred experiment {spec.base.name} (seeds {spec.seeds}) -> {out}")
     metrics = run_experiment(spec, out, progress=not args.no_progress, log=_log)
-    print(format_table(metrics["table"], _COLUMNS))
+    print(format_table(metrics["table"], EXPERIMENT_COLUMNS))
     print(f"\nreport: {out / 'report.md'}, metrics: {out / 'metrics.json'}")
     return 0
 
 
 # ---------------------------------------------------------------------------------------------- analyze / reduce
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    pass
+    from ssmred_app.analysis import analyze
 
     out = (
         Path(args.out)
@@ -189,7 +188,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_reduce(args: argparse.Namespace) -> int:
-    pass
+    from ssmred_app.analysis import reduce_checkpoint
 
     info = reduce_checkpoint(
         args.checkpoint, args.output, tau=args.tau, rank=args.rank, config=args.config, device=args.device or "auto"
@@ -318,7 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ssmred.errors import BackendUnavailableError
 
     try:
-        from ssmred_app.trainer import ConfigError
+        from ssmred_app.config import ConfigError
 
         return int(args.func(args))
     except ConfigError as exc:
@@ -332,208 +331,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=1)
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-
-
-# ---------------------------------------------------------------------------------------------- analysis
-def layer_analysis(layer: Any, taus: Sequence[float]) -> dict[str, Any]:
-    """HSVs, poles, bounds for every order and the orders chosen by ``taus`` for one LRU layer."""
-    import numpy as np
-
-    from ssmred import BalancedTruncation, order_from_energy
-    from ssmred_torch import to_statespace
-
-    sys_c = to_statespace(layer)
-    bt = BalancedTruncation(sys_c)
-    hsv = np.asarray(bt.hsv)
-    bounds = np.asarray(bt.error_bounds())
-    hsv_real = np.asarray(BalancedTruncation(sys_c.to_real()).hsv)
-    poles = np.diag(sys_c.A)
-    orders = {f"{t:g}": order_from_energy(hsv, t) for t in taus}
-    return {
-        "n": int(hsv.size),
-        "hsv": hsv.tolist(),
-        "hsv_real_output": hsv_real.tolist(),
-        "bounds": bounds.tolist(),
-        "poles_re": poles.real.tolist(),
-        "poles_im": poles.imag.tolist(),
-        "spectral_radius": float(np.abs(poles).max()),
-        "orders": orders,
-        "order_bounds": {k: float(bounds[r]) for k, r in orders.items()},
-        "orders_real_output": {f"{t:g}": order_from_energy(hsv_real, t) for t in taus},
-    }
-
-
-def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 0.1, 0.2)) -> list[str]:
-    """Analyse every LRU layer of ``checkpoint``; write ``analysis.{md,html,json}`` and a plot into ``out``."""
-    from ssmred_app import plots as rp
-    from ssmred_app.report import Doc, write_json, write_report
-    from ssmred_app.trainer import ConfigError, load_model_file
-
-    for t in taus:
-        if not 0 < t < 1:
-            raise ConfigError(f"invalid configuration:\n  - --taus: each τ must lie in (0, 1), got {t}")
-    model, config = load_model_file(checkpoint)
-    layers = [layer_analysis(b.lru, taus) for b in model.blocks]
-    info = {"checkpoint": str(checkpoint), "taus": list(taus), "config": config, "layers": layers}
-    write_json(info, out / "analysis.json")
-    rp.plot_analysis(layers, out / "plots" / "analysis.png", title=str(checkpoint))
-    doc = Doc(f"ssmred analyze: {checkpoint}")
-    doc.p(
-        "Hankel singular values of the complex system (diag λ, diag(γ)(B_re + i B_im), C_re + i C_im) of every LRU "
-        "layer, by the square-root method; r(τ) is the smallest order keeping (1 − τ) of Σσ, its a-priori bound "
-        "is ‖G − G_r‖∞ ≤ 2 Σ_{i>r} σ_i. The real-output system (2n states, y = Re(C h)) has its own HSVs; the "
-        "orders its HSVs select are listed for comparison (SPEC §3)."
-    )
-    headers = ["layer", "n", "σ₁", "σ_n", "Σσ", "spectral radius"]
-    for t in taus:
-        headers += [f"r(τ={t:g})", f"bound(τ={t:g})", f"r_real(τ={t:g})"]
-    rows = []
-    lines = []
-    for i, lay in enumerate(layers):
-        s = lay["hsv"]
-        row: list[Any] = [i, lay["n"], f"{s[0]:.4g}", f"{s[-1]:.3g}", f"{sum(s):.4g}", f"{lay['spectral_radius']:.5f}"]
-        for t in taus:
-            k = f"{t:g}"
-            row += [lay["orders"][k], f"{lay['order_bounds'][k]:.3g}", lay["orders_real_output"][k]]
-        rows.append(row)
-        lines.append(
-            f"layer {i}: n={lay['n']}, σ1={s[0]:.4g}, orders "
-            + ", ".join(f"τ={k}: r={r} (bound {lay['order_bounds'][k]:.3g})" for k, r in lay["orders"].items())
-        )
-    doc.table(headers, rows)
-    doc.image("plots/analysis.png", "HSVs, poles and error bounds per layer")
-    write_report(doc, out, stem="analysis")
-    return lines
-
-
-def reduce_checkpoint(
-    checkpoint: str,
-    output: str,
-    *,
-    tau: float | None = None,
-    rank: int | None = None,
-    config: str | None = None,
-    device: str = "auto",
-) -> dict[str, Any]:
-    """Balanced truncation of every LRU layer of a trained model; writes the reduced checkpoint + summary."""
-    import torch
-
-    from ssmred import BalancedTruncation
-    from ssmred_torch import from_statespace, to_statespace
-    from ssmred_app.data import load_dataset
-    from ssmred_app.report import Doc, write_json, write_report
-    from ssmred_app.trainer import (
-        ConfigError,
-        _atomic_save,
-        load_config,
-        load_model_file,
-        model_meta,
-        parse_config,
-        resolve_device,
-    )
-
-    if tau is not None and not 0 < tau < 1:
-        raise ConfigError(f"invalid configuration:\n  - --tau: must lie in (0, 1), got {tau}")
-    if rank is not None and rank < 1:
-        raise ConfigError(f"invalid configuration:\n  - --rank: must be >= 1, got {rank}")
-    model, cfg_dict = load_model_file(checkpoint)
-    if config is not None:
-        cfg = load_config(config)
-    elif cfg_dict is not None:
-        cfg = parse_config(cfg_dict)
-    else:
-        cfg = None
-    dev = resolve_device(device)
-    data = load_dataset(cfg.data) if cfg is not None else None
-
-    def val_acc(m: Any) -> float | None:
-        if data is None:
-            return None
-        X = torch.as_tensor(data.X_val, device=dev)
-        y = torch.as_tensor(data.y_val, device=dev)
-        m = m.to(dev).eval()
-        with torch.no_grad():
-            return float((m(X).argmax(-1) == y).float().mean())
-
-    acc_before = val_acc(model)
-    layers = []
-    for i, block in enumerate(model.blocks):
-        sys_c = to_statespace(block.lru)
-        bt = BalancedTruncation(sys_c)
-        n = sys_c.n_states
-        if rank is not None and rank > n:
-            raise ConfigError(f"invalid configuration:\n  - --rank {rank} exceeds layer {i}'s state size {n}")
-        try:
-            res = bt.reduce(r=rank) if rank is not None else bt.reduce(energy=tau)
-        except ValueError as exc:
-            raise ConfigError(f"invalid configuration:\n  - layer {i}: {exc}") from exc
-        note = None
-        try:
-            block.lru = from_statespace(res.reduced, like=block.lru)
-            r_applied = res.r
-        except ValueError as exc:  # e.g. an ill-conditioned re-diagonalisation: keep the layer as it is
-            note = f"kept at n={n}: {exc}"
-            r_applied = n
-        layers.append(
-            {
-                "layer": i,
-                "n": n,
-                "r": r_applied,
-                "bound": res.error_bound if r_applied == res.r else 0.0,
-                "hsv": list(map(float, res.hsv)),
-                "note": note,
-            }
-        )
-    acc_after = val_acc(model)
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.cpu()
-    _atomic_save(
-        {
-            "format": "ssmred-model",
-            "version": 1,
-            "config": cfg_dict if cfg_dict is not None else None,
-            "state_sizes": list(model.state_sizes),
-            "model_meta": model_meta(model),
-            "model": model.state_dict(),
-            "reduced_from": str(checkpoint),
-        },
-        out,
-    )
-    what = f"τ = {tau:g}" if tau is not None else f"rank {rank}"
-    summary = {
-        "checkpoint": str(checkpoint),
-        "output": str(out),
-        "tau": tau,
-        "rank": rank,
-        "layers": layers,
-        "val_acc_before": acc_before,
-        "val_acc_after": acc_after,
-    }
-    write_json(summary, out.with_suffix(".json"))
-    doc = Doc(f"ssmred reduce ({what}): {checkpoint}")
-    doc.table(
-        ["layer", "n", "r", "bound 2Σ_{i>r}σ_i"],
-        [[lay["layer"], lay["n"], lay["r"], f"{lay['bound']:.4g}"] for lay in layers],
-    )
-
-    def pct(a: float | None) -> str:
-        return "n/a (no data set: pass --config)" if a is None else f"{100 * a:.2f} %"
-
-    doc.p(f"Validation accuracy before: {pct(acc_before)}; after: {pct(acc_after)}.")
-    write_report(doc, out.parent, stem=out.stem)
-    lines = [
-        f"layer {lay['layer']}: n {lay['n']} -> r {lay['r']}, bound {lay['bound']:.4g}"
-        + (f" ({lay['note']})" if lay["note"] else "")
-        for lay in layers
-    ]
-    lines.append(f"val acc {pct(acc_before)} -> {pct(acc_after)}")
-    lines.append(f"reduced model: {out} (summary {out.with_suffix('.json')}, {out.with_suffix('.md')})")
-    summary["lines"] = lines
-    return summary

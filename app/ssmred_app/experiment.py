@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import re
@@ -35,20 +34,31 @@ from typing import Any
 
 import numpy as np
 
-from ssmred_app.report import Doc, fmt, write_json, write_report
-from ssmred_app.trainer import (
+from ssmred_app.config import (
     ConfigError,
     RunConfig,
-    RunResult,
     apply_overrides,
     config_to_dict,
-    environment,
     parse_config,
     read_yaml,
-    train_run,
+    same_config,
+    with_sections,
 )
+from ssmred_app.data import SequenceData
+from ssmred_app.report import Doc, write_json, write_report
+from ssmred_app.trainer import RunResult, environment, train_run
 
-__all__ = ["ExperimentSpec", "aggregate", "parse_experiment", "run_experiment"]
+__all__ = [
+    "EXPERIMENT_COLUMNS",
+    "ExperimentSpec",
+    "aggregate",
+    "experiment_doc",
+    "load_experiment",
+    "parse_experiment",
+    "run_experiment",
+    "run_variants",
+    "train_cached",
+]
 
 
 @dataclass(frozen=True)
@@ -143,16 +153,6 @@ def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = ())
     return parse_experiment(read_yaml(path), overrides)
 
 
-def _with(cfg: RunConfig, **sections: Mapping[str, Any]) -> RunConfig:
-    changes: dict[str, Any] = {}
-    for key, val in sections.items():
-        if isinstance(val, Mapping):
-            changes[key] = dataclasses.replace(getattr(cfg, key), **val)
-        else:
-            changes[key] = val
-    return dataclasses.replace(cfg, **changes)
-
-
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=_-]+", "_", label.replace("τ", "tau"))
 
@@ -165,23 +165,42 @@ class _Run:
     result: RunResult
 
 
-def _same_config(stored: Any, cfg: RunConfig) -> bool:
-    """Whether a stored config (possibly written before new keys with defaults existed) equals ``cfg``."""
-    try:
-        return parse_config(stored) == cfg
-    except ConfigError:
-        return False
+def train_cached(
+    cfg: RunConfig,
+    out: str | os.PathLike[str],
+    *,
+    data: SequenceData | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> RunResult:
+    """Like :func:`train_run`, but reuse ``out/result.json`` when a finished run of ``cfg`` left it there.
 
+    Parameters
+    ----------
+    cfg
+        The validated configuration.
+    out
+        Run folder.
+    data
+        Pre-loaded data set (default: load ``cfg.data``).
+    progress
+        Show a progress bar.
+    log
+        Message sink.
 
-def _train_cached(cfg: RunConfig, out: Path, *, progress: bool, log: Callable[[str], None]) -> RunResult:
-    done = out / "result.json"
+    Returns
+    -------
+    RunResult
+        The stored or new measurements.
+    """
+    done = Path(out) / "result.json"
     if done.is_file():
         d = json.loads(done.read_text())
-        if _same_config(d.get("config"), cfg):
+        if same_config(d.get("config"), cfg):
             d.pop("mean_final_dim", None)
             log(f"[{cfg.name}] already finished: {done}")
             return RunResult(**d)
-    return train_run(cfg, out, progress=progress, log=log)
+    return train_run(cfg, out, data=data, progress=progress, log=log)
 
 
 def run_variants(
@@ -198,8 +217,8 @@ def run_variants(
     for seed in spec.seeds:
 
         def go(variant: str, group: str, cfg: RunConfig, seed: int = seed) -> RunResult:
-            cfg = dataclasses.replace(cfg, seed=seed, name=f"{variant} seed {seed}")
-            res = _train_cached(cfg, root / _slug(variant) / f"seed{seed}", progress=progress, log=log)
+            cfg = with_sections(cfg, seed=seed, name=f"{variant} seed {seed}")
+            res = train_cached(cfg, root / _slug(variant) / f"seed{seed}", progress=progress, log=log)
             runs.append(_Run(variant, group, seed, res))
             log(
                 f"[{variant} seed {seed}] test acc {100 * res.test_acc:.1f} %, dims {res.final_dims}, "
@@ -207,9 +226,9 @@ def run_variants(
             )
             return res
 
-        go("full", "full size", _with(base, compression={"mode": "none"}))
+        go("full", "full size", with_sections(base, compression={"mode": "none"}))
         for b in spec.baseline_states:
-            go(f"n={b}", "from scratch", _with(base, model={"d_state": b}, compression={"mode": "none"}))
+            go(f"n={b}", "from scratch", with_sections(base, model={"d_state": b}, compression={"mode": "none"}))
         default_policy = base.compression.optimizer_policy
         for policy in spec.optimizer_policies or [default_policy]:
             suffix = "" if policy == default_policy else f" ({policy})"
@@ -217,13 +236,13 @@ def run_variants(
                 res = go(
                     f"CompreSSM τ={tau:g}{suffix}",
                     "CompreSSM" + suffix,
-                    _with(base, compression={"mode": "tolerance", "tau": tau, "optimizer_policy": policy}),
+                    with_sections(base, compression={"mode": "tolerance", "tau": tau, "optimizer_policy": policy}),
                 )
                 if spec.from_scratch:
                     go(
                         f"scratch τ={tau:g}{suffix}",
                         "from scratch",
-                        _with(base, model={"d_state": list(res.final_dims)}, compression={"mode": "none"}),
+                        with_sections(base, model={"d_state": list(res.final_dims)}, compression={"mode": "none"}),
                     )
     return runs
 
@@ -280,7 +299,7 @@ def aggregate(runs: Sequence[_Run]) -> list[dict[str, Any]]:
     return rows
 
 
-_COLUMNS = [
+EXPERIMENT_COLUMNS = [
     ("variant", "run"),
     ("seeds", "seeds"),
     ("test_acc_mean", "test acc mean (%)"),
@@ -306,7 +325,7 @@ def experiment_doc(metrics: Mapping[str, Any], *, title: str) -> Doc:
         f"Seeds: {', '.join(str(s) for s in metrics['seeds'])}. Device: {metrics['device']}."
     )
     doc.h("Results")
-    doc.table([h for _, h in _COLUMNS], [[row[k] for k, _ in _COLUMNS] for row in metrics["table"]])
+    doc.table([h for _, h in EXPERIMENT_COLUMNS], [[row[k] for k, _ in EXPERIMENT_COLUMNS] for row in metrics["table"]])
     doc.p(
         "τ is the discarded fraction of the plain sum of Hankel singular values (SPEC §6); reductions at 2.5, 5, "
         '7.5 and 10 % of training unless the configuration says otherwise. "scratch τ=t" trains the per-layer '
@@ -431,385 +450,3 @@ def run_experiment(
     write_json(metrics, out / "metrics.json")
     write_report(experiment_doc(metrics, title=title or f"ssmred experiment: {spec.base.name}"), out)
     return metrics
-
-
-# --------------------------------------------------------------------------------------------------
-# the demo: full model, CompreSSM, the same final sizes from scratch
-# --------------------------------------------------------------------------------------------------
-
-DEMO_TAU = 0.1
-
-
-def demo_config(*, quick: bool = False, tau: float = DEMO_TAU, seed: int = 0, device: str = "auto") -> RunConfig:
-    """The embedded demo configuration (digits as 64-step pixel sequences, SPEC §9 sizes).
-
-    Parameters
-    ----------
-    quick
-        The ≤ 1 minute smoke version (n₀ = 32, 4 epochs).
-    tau
-        Tolerance of the CompreSSM run.
-    seed
-        Seed.
-    device
-        Device.
-
-    Returns
-    -------
-    RunConfig
-        The full-size run's configuration (compression mode ``none``).
-    """
-    return parse_config(
-        {
-            "name": "demo",
-            "seed": seed,
-            "device": device,
-            "data": {"name": "digits"},
-            "model": {"d_model": 16, "d_state": 32 if quick else 64, "n_layers": 2},
-            "optim": {"epochs": 4 if quick else 30, "batch_size": 64, "lr": 1e-2, "ssm_lr_factor": 0.5},
-            "compression": {"mode": "none", "tau": tau},
-        }
-    )
-
-
-_DEMO_COLUMNS = [
-    ("run", "run"),
-    ("test_acc_pct", "test acc (%)"),
-    ("val_acc_pct", "val acc (%)"),
-    ("mean_final_dim", "mean final n"),
-    ("final_dims", "final n per layer"),
-    ("train_cpu_s", "train CPU time (s)"),
-    ("train_time_s", "train wall time (s)"),
-    ("speedup_vs_full", "speedup vs full (CPU time)"),
-]
-
-
-def demo_table(results: Mapping[str, RunResult]) -> list[dict[str, Any]]:
-    """Summary rows (rounded as printed) for the demo runs; the first run is the reference."""
-    full = next(iter(results.values())).train_cpu_s
-    rows = []
-    for label, res in results.items():
-        rows.append(
-            {
-                "run": label,
-                "test_acc_pct": round(100 * res.test_acc, 2),
-                "val_acc_pct": round(100 * res.val_acc, 2),
-                "mean_final_dim": round(res.mean_final_dim, 1),
-                "final_dims": " ".join(str(n) for n in res.final_dims),
-                "train_cpu_s": round(res.train_cpu_s, 1),
-                "train_time_s": round(res.train_time_s, 1),
-                "speedup_vs_full": round(full / res.train_cpu_s, 2) if res.train_cpu_s > 0 else float("nan"),
-            }
-        )
-    return rows
-
-
-def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """Plain-text table for the terminal."""
-    cells = [[h for _, h in columns]] + [[fmt(r[k]) for k, _ in columns] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
-    lines = [
-        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-        for row in cells
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def reduction_rows(reductions: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    """Rows of the per-attempt reduction table."""
-    rows = []
-    for rec in reductions:
-        bounds = [lay.get("bound") for lay in rec.get("layers", [])]
-        rows.append(
-            [
-                rec["step"],
-                round(100 * rec["fraction"], 1),
-                " ".join(map(str, rec["dims_before"])),
-                " ".join(map(str, rec["dims_after"])),
-                None if rec.get("val_acc_before") is None else round(100 * rec["val_acc_before"], 2),
-                None if rec.get("val_acc_after") is None else round(100 * rec["val_acc_after"], 2),
-                " ".join("n/a" if b is None else f"{b:.3g}" for b in bounds),
-                round(1000 * rec["time_s"], 1),
-            ]
-        )
-    return rows
-
-
-def demo_summary(metrics: Mapping[str, Any]) -> str:
-    """One sentence comparing the three demo runs (numbers from ``metrics['table']``)."""
-    full, comp, scratch = metrics["table"]
-    diff = comp["test_acc_pct"] - scratch["test_acc_pct"]
-    verdict = "above" if diff > 0 else ("equal to" if diff == 0 else "below")
-    return (
-        f"**Summary:** CompreSSM shrank the layers from n = {full['mean_final_dim']:g} to a mean of "
-        f"{comp['mean_final_dim']:g} states and reached {fmt(comp['test_acc_pct'])} % test accuracy, "
-        f"{verdict} the same sizes trained from scratch ({fmt(scratch['test_acc_pct'])} %); the full model reached "
-        f"{fmt(full['test_acc_pct'])} %. Training CPU time: full {fmt(full['train_cpu_s'])} s, CompreSSM "
-        f"{fmt(comp['train_cpu_s'])} s (speedup {fmt(comp['speedup_vs_full'])}×), scratch "
-        f"{fmt(scratch['train_cpu_s'])} s."
-    )
-
-
-def demo_doc(metrics: Mapping[str, Any]) -> Doc:
-    """The demo report, built from ``metrics`` only."""
-    cfg = metrics["config"]
-    m, o = cfg["model"], cfg["optim"]
-    doc = Doc("ssmred demo: CompreSSM on digits")
-    doc.p(
-        f"Data: {metrics['data']}. Model: LRU classifier, {m['n_layers']} blocks, width H = {m['d_model']}, "
-        f"initial state size n₀ = {m['d_state']} per layer; AdamW lr {o['lr']} (SSM parameters × "
-        f"{o['ssm_lr_factor']}, no weight decay), {o['epochs']} epochs, batch {o['batch_size']}, warm-up "
-        f"{100 * o['warmup_fraction']:.0f} % then cosine. Device: {metrics['device']}, "
-        f"{metrics['environment']['torch_threads']} torch thread(s)."
-    )
-    doc.p(
-        f"Three runs: **full** (n₀ states throughout), **CompreSSM τ={metrics['tau']:g}** (balanced truncation of "
-        "every LRU layer at 2.5, 5, 7.5 and 10 % of training, keeping the smallest order whose Hankel singular "
-        f"values hold ≥ {100 * (1 - metrics['tau']):g} % of their sum; gate r < 0.95 n), and **scratch** (the "
-        "CompreSSM run's final per-layer sizes, trained from scratch with the same recipe)."
-    )
-    doc.h("Results")
-    doc.table([h for _, h in _DEMO_COLUMNS], [[r[k] for k, _ in _DEMO_COLUMNS] for r in metrics["table"]])
-    doc.p(demo_summary(metrics))
-    doc.p(
-        "Training time counts optimizer steps and reductions (evaluation excluded). torch runs one thread, so CPU "
-        "time measures the work even on a shared machine; speedup = full CPU time / CPU time. "
-        "Accuracies are on the held-out test split; one seed — see docs/results.md for several seeds."
-    )
-    comp = metrics["runs"]["compressm"]
-    doc.h("Reductions (CompreSSM run)")
-    doc.table(
-        [
-            "step",
-            "% of training",
-            "n before",
-            "n after",
-            "val acc before (%)",
-            "val acc after (%)",
-            "bound 2Σσ_tail per layer",
-            "time (ms)",
-        ],
-        reduction_rows(comp["reductions"]),
-    )
-    doc.p(
-        f"Reduction time in total: {comp['reduction_time_s']:.3f} s = "
-        f"{100 * comp['reduction_time_s'] / max(comp['train_time_s'], 1e-9):.2f} % of the run's training time."
-    )
-    doc.h("Plots")
-    for name, alt in (
-        ("hsv_spectra.png", "HSV spectra at each reduction attempt, per layer"),
-        ("state_sizes.png", "state size over training"),
-        ("acc_vs_dim.png", "accuracy vs mean final state dimension"),
-        ("acc_vs_time.png", "accuracy vs training time"),
-    ):
-        doc.image(f"plots/{name}", alt)
-    doc.h("Files")
-    doc.bullets(
-        [
-            "`metrics.json` — every number above, per-epoch logs and per-reduction HSVs",
-            "`runs/<run>/checkpoints/last.pt` — resumable checkpoints; `epoch_NNN.pt` model weights "
-            "(usable with `ssmred analyze` and `ssmred reduce`)",
-        ]
-    )
-    return doc
-
-
-def run_demo(
-    out: str | os.PathLike[str],
-    *,
-    quick: bool = False,
-    tau: float = DEMO_TAU,
-    seed: int = 0,
-    device: str = "auto",
-    progress: bool = True,
-    log: Callable[[str], None] = print,
-) -> dict[str, Any]:
-    """Train full / CompreSSM / scratch on digits and write the demo run folder.
-
-    Parameters
-    ----------
-    out
-        Run folder.
-    quick
-        Smoke-test size (≤ 1 minute).
-    tau
-        CompreSSM tolerance.
-    seed
-        Seed.
-    device
-        Device.
-    progress
-        Progress bars.
-    log
-        Message sink.
-
-    Returns
-    -------
-    dict
-        The metrics written to ``metrics.json``.
-    """
-    from ssmred_app import plots as rp
-    from ssmred_app.data import load_dataset
-
-    out = Path(out)
-    t0 = time.perf_counter()
-    base = demo_config(quick=quick, tau=tau, seed=seed, device=device)
-    data = load_dataset(base.data)
-    log(f"data: {data.describe()}")
-    results: dict[str, RunResult] = {}
-    cfgs = {
-        "full": dataclasses.replace(base, name="full"),
-        "compressm": _with(base, name="compressm", compression={"mode": "tolerance", "tau": tau}),
-    }
-    for key, cfg in cfgs.items():
-        results[key] = _train_cached(cfg, out / "runs" / key, progress=progress, log=log)
-    scratch = _with(base, name="scratch", model={"d_state": list(results["compressm"].final_dims)})
-    results["scratch"] = _train_cached(scratch, out / "runs" / "scratch", progress=progress, log=log)
-    labels = {"full": f"full (n={base.model.d_state})", "compressm": f"CompreSSM τ={tau:g}", "scratch": "scratch"}
-    table = demo_table({labels[k]: v for k, v in results.items()})
-    metrics: dict[str, Any] = {
-        "kind": "demo",
-        "quick": quick,
-        "tau": tau,
-        "data": data.describe(),
-        "config": config_to_dict(base),
-        "device": results["full"].device,
-        "table": table,
-        "runs": {k: v.to_dict() for k, v in results.items()},
-        "environment": environment(),
-    }
-    plots = out / "plots"
-    rp.plot_hsv_spectra(results["compressm"].reductions, plots / "hsv_spectra.png", title=labels["compressm"])
-    rp.plot_state_sizes({labels[k]: v.to_dict() for k, v in results.items()}, plots / "state_sizes.png")
-    pts = [
-        {
-            "label": r["run"],
-            "group": r["run"],
-            "dim": r["mean_final_dim"],
-            "acc": r["test_acc_pct"] / 100,
-            "time": r["train_cpu_s"],
-        }
-        for r in table
-    ]
-    rp.plot_acc_vs_dim(pts, plots / "acc_vs_dim.png")
-    rp.plot_acc_vs_time(pts, plots / "acc_vs_time.png")
-    metrics["elapsed_s"] = time.perf_counter() - t0
-    write_json(metrics, out / "metrics.json")
-    write_report(demo_doc(metrics), out)
-    return metrics
-
-
-# --------------------------------------------------------------------------------------------------
-# HSV rank stability (SPEC §5)
-# --------------------------------------------------------------------------------------------------
-
-
-def hsv_rank_stability(early: str | os.PathLike[str], late: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    r"""Kendall τ between the HSV order of every LRU layer at two checkpoints of one (unreduced) run.
-
-    Balanced modes are identified across the two checkpoints by linear assignment: mode ``i`` is the
-    direction :math:`x_i = L_c v_i` in the layer's own state coordinates (the same parameters at both
-    times when nothing was reduced), and modes are matched to maximise :math:`\sum |\cos(x_i, x'_{\pi(i)})|`.
-    The Kendall τ (``scipy.stats.kendalltau``) compares the early σ of each mode with the late σ of its
-    match: 1 means the HSV order did not change.
-
-    Parameters
-    ----------
-    early, late
-        Checkpoints (e.g. ``epoch_003.pt`` at 10 % of a 30-epoch run, and the last one).
-
-    Returns
-    -------
-    list of dict
-        Per layer: ``kendall_tau``, ``p_value``, ``mean_match_cosine``, the fraction of the HSV sum in the
-        bottom half of the states at both times, and the order kept by τ = 0.1 at both times.
-    """
-    import scipy.linalg as spla
-    import scipy.optimize
-    import scipy.stats
-
-    from ssmred import order_from_energy
-    from ssmred.hsv import hankel_svd
-    from ssmred_torch import to_statespace
-    from ssmred_app.trainer import load_model_file
-
-    m1, _ = load_model_file(early)
-    m2, _ = load_model_file(late)
-    if m1.state_sizes != m2.state_sizes:
-        raise ValueError(f"state sizes differ ({m1.state_sizes} vs {m2.state_sizes}): use a run without reduction")
-    out = []
-    for i, (b1, b2) in enumerate(zip(m1.blocks, m2.blocks, strict=True)):
-        h1, h2 = hankel_svd(to_statespace(b1.lru)), hankel_svd(to_statespace(b2.lru))
-        X1 = h1.Lc @ h1.Vh.conj().T
-        X2 = h2.Lc @ h2.Vh.conj().T
-        X1 = X1 / np.maximum(spla.norm(X1, axis=0), 1e-300)
-        X2 = X2 / np.maximum(spla.norm(X2, axis=0), 1e-300)
-        cos = np.abs(X1.conj().T @ X2)
-        rows, cols = scipy.optimize.linear_sum_assignment(-cos)
-        s1, s2 = h1.hsv[rows], h2.hsv[cols]
-        kt = scipy.stats.kendalltau(s1, s2)
-        half = s1.size // 2
-        out.append(
-            {
-                "layer": i,
-                "n": int(s1.size),
-                "kendall_tau": float(kt.statistic),
-                "p_value": float(kt.pvalue),
-                "mean_match_cosine": float(cos[rows, cols].mean()),
-                "bottom_half_energy_early": float(np.sort(h1.hsv)[:half].sum() / h1.hsv.sum()),
-                "bottom_half_energy_late": float(np.sort(h2.hsv)[:half].sum() / h2.hsv.sum()),
-                "r_tau0.1_early": order_from_energy(h1.hsv, 0.1),
-                "r_tau0.1_late": order_from_energy(h2.hsv, 0.1),
-            }
-        )
-    return out
-
-
-def hsv_tracking_stability(
-    checkpoints: Sequence[str | os.PathLike[str]], early: int, *, tau: float = 0.1
-) -> list[dict[str, Any]]:
-    """Rank stability from HSV trajectories tracked through every checkpoint (``ssmred.tracking``).
-
-    Each layer's HSVs are followed from checkpoint to checkpoint by :func:`ssmred.tracking.track_hsvs`
-    (identities matched by linear assignment inside the Weyl bound ‖H_k − H_{k−1}‖₂ of SPEC §5), then
-    :func:`ssmred.tracking.rank_stability` compares position ``early`` with the last checkpoint, the kept
-    set being the order the tolerance rule picks at ``early``.
-
-    Parameters
-    ----------
-    checkpoints
-        Checkpoints of one unreduced run, in training order (e.g. every epoch).
-    early
-        Position of the early checkpoint in ``checkpoints``.
-    tau
-        Tolerance defining the kept set.
-
-    Returns
-    -------
-    list of dict
-        Per layer: Kendall τ, top-k overlap, tail energies, carried tail energy, k, and whether every
-        tracked move stayed within its Weyl bound.
-    """
-    from ssmred.tracking import rank_stability, track_hsvs
-    from ssmred_torch import to_statespace
-    from ssmred_app.trainer import load_model_file
-
-    models = [load_model_file(p)[0] for p in checkpoints]
-    out = []
-    for i in range(len(models[0].blocks)):
-        traj = track_hsvs([to_statespace(m.blocks[i].lru) for m in models])
-        rs = rank_stability(traj, early, -1, energy=tau)
-        out.append(
-            {
-                "layer": i,
-                "k": rs.k,
-                "kendall_tau": rs.kendall_tau,
-                "top_k_overlap": rs.top_k_overlap,
-                "tail_energy_early": rs.tail_energy_a,
-                "tail_energy_late": rs.tail_energy_b,
-                "carried_tail_energy": rs.carried_tail_energy,
-                "all_moves_within_weyl_bound": bool(traj.admissible.all()),
-            }
-        )
-    return out

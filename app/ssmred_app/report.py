@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Doc", "fmt", "write_report"]
+__all__ = ["Doc", "fmt", "format_table", "markdown_tables", "pct", "write_json", "write_report"]
 
 
 def fmt(x: Any, digits: int = 2) -> str:
@@ -53,6 +53,17 @@ def fmt(x: Any, digits: int = 2) -> str:
             return f"{x:.{digits}f}"
         return short
     return str(x)
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal (``n/a`` for ``None``), as the run logs print it.
+
+    Examples
+    --------
+    >>> pct(0.5432), pct(None)
+    ('54.3 %', 'n/a')
+    """
+    return "n/a" if x is None else f"{100 * x:.1f} %"
 
 
 @dataclass
@@ -151,6 +162,18 @@ class Doc:
             + "\n".join(body)
             + "\n</body></html>\n"
         )
+
+
+def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
+    """Plain-text table for the terminal."""
+    cells = [[h for _, h in columns]] + [[fmt(r[k]) for k, _ in columns] for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in cells
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
 
 
 def _json_default(o: Any) -> Any:

@@ -51,7 +51,8 @@ def test_train_writes_outputs_and_shrinks(trained: Path) -> None:
 
 
 def test_interrupted_run_resumes_from_last_checkpoint(tiny_config: Path, tmp_path: Path) -> None:
-    from ssmred_app.trainer import Trainer, load_config
+    from ssmred_app.config import load_config
+    from ssmred_app.trainer import Trainer
 
     cfg = load_config(tiny_config)
 
@@ -76,7 +77,7 @@ def test_interrupted_run_resumes_from_last_checkpoint(tiny_config: Path, tmp_pat
 def test_analyze_ssmred_checkpoint_and_plain_state_dict(trained: Path, tmp_path: Path) -> None:
     import torch
     from ssmred_app.cli import main
-    from ssmred_app.trainer import load_model_file
+    from ssmred_app.models import load_model_file
 
     out = tmp_path / "an"
     assert main(["analyze", str(trained / "checkpoints" / "last.pt"), "--out", str(out)]) == 0
@@ -108,7 +109,7 @@ def test_analyze_ssmred_checkpoint_and_plain_state_dict(trained: Path, tmp_path:
 def test_reduce_rank_and_tau(trained: Path, tmp_path: Path, tiny_config: Path) -> None:
     import torch
     from ssmred_app.cli import main
-    from ssmred_app.trainer import load_model_file
+    from ssmred_app.models import load_model_file
 
     ckpt = trained / "checkpoints" / "last.pt"
     out = tmp_path / "r2.pt"
@@ -185,8 +186,8 @@ def test_help_of_every_subcommand(command: str, capsys: pytest.CaptureFixture[st
 
 @pytest.mark.parametrize("name", ["digits", "mnist1d", "listops"])
 def test_example_configs_are_valid(name: str) -> None:
+    from ssmred_app.config import load_config
     from ssmred_app.experiment import load_experiment
-    from ssmred_app.trainer import load_config
 
     root = Path(__file__).resolve().parents[2] / "configs"
     cfg = load_config(root / f"{name}.yaml")

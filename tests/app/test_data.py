@@ -103,8 +103,9 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
     ],
 )
 def test_train_on_token_npz(tmp_path: Path, compression: dict, expected: int | None) -> None:
+    from ssmred_app.config import parse_config
     from ssmred_app.data import load_dataset
-    from ssmred_app.trainer import parse_config, train_run
+    from ssmred_app.trainer import train_run
 
     rng = np.random.default_rng(1)
     p = tmp_path / "tok.npz"

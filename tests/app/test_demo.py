@@ -46,16 +46,16 @@ def test_demo_state_sizes_shrink(demo_dir: Path) -> None:
 
 
 def test_report_numbers_equal_metrics(demo_dir: Path) -> None:
-    from ssmred_app.experiment import _DEMO_COLUMNS
+    from ssmred_app.demo import DEMO_COLUMNS
     from ssmred_app.report import fmt, markdown_tables
 
     metrics = json.loads((demo_dir / "metrics.json").read_text())
     tables = markdown_tables((demo_dir / "report.md").read_text())
     summary = tables[0]
-    assert summary[0] == [h for _, h in _DEMO_COLUMNS]
+    assert summary[0] == [h for _, h in DEMO_COLUMNS]
     assert len(summary) == 1 + len(metrics["table"])
     for row, rec in zip(summary[1:], metrics["table"], strict=True):
-        assert row == [fmt(rec[k]) for k, _ in _DEMO_COLUMNS]
+        assert row == [fmt(rec[k]) for k, _ in DEMO_COLUMNS]
         # and the table's numbers are the runs' numbers, rounded
     comp = metrics["runs"]["compressm"]
     rec = metrics["table"][1]

@@ -1,0 +1,211 @@
+"""Model construction and model files: the glue between run configurations and the PyTorch adapter.
+
+``build_model`` makes the ``LRUModel`` of a configuration, ``param_groups`` splits its parameters for
+the optimizer (SPEC §6), and ``load_model_file`` / ``save_model_file`` read and write the model files
+of ``ssmred`` (format ``ssmred-model``), plain state dicts and the adapter's own checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ssmred_app.config import ConfigError, ModelConfig
+from ssmred_app.data import SequenceData
+
+__all__ = [
+    "atomic_save",
+    "build_model",
+    "layer_statespaces",
+    "load_model_file",
+    "model_meta",
+    "param_groups",
+    "save_model_file",
+    "state_sizes",
+]
+
+
+
+def model_meta(model: Any) -> dict[str, Any]:
+    """Constructor arguments (besides the state sizes) needed to rebuild an ``LRUModel``."""
+    enc = model.encoder
+    return {
+        "d_input": int(enc.in_features) if hasattr(enc, "in_features") else 1,
+        "vocab_size": model.vocab_size,
+        "d_model": int(model.head.in_features),
+        "n_layers": len(model.blocks),
+        "n_classes": int(model.head.out_features),
+    }
+
+
+def build_model(mcfg: ModelConfig, data: SequenceData, *, state_sizes: Sequence[int] | None = None) -> Any:
+    """The ``LRUModel`` of a configuration for a data set (optionally with given per-layer sizes)."""
+    from ssmred_torch import LRUModel
+
+    tokens = data.kind == "tokens"
+    return LRUModel(
+        1 if tokens else data.d_input,
+        mcfg.d_model,
+        list(state_sizes) if state_sizes is not None else mcfg.state_sizes(),
+        mcfg.n_layers,
+        data.n_classes,
+        vocab_size=data.d_input if tokens else None,
+        dropout=mcfg.dropout,
+        r_min=mcfg.r_min,
+        r_max=mcfg.r_max,
+    )
+
+
+def state_sizes(model: Any) -> list[int]:
+    """Per-layer state sizes of an ``LRUModel``."""
+    return list(model.state_sizes)
+
+
+def param_groups(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """Split parameters into (SSM, decayed, not decayed) following SPEC §6.
+
+    SSM: ``nu_log, theta_log, gamma_log, B_re, B_im`` of every LRU. Not decayed: biases, norms, ``D``
+    and embeddings. Decayed: the remaining weight matrices (``C``, GLU, encoder, head).
+    """
+    from ssmred_torch import ssm_layers
+
+    dynamics = {
+        id(getattr(e.module, leaf)) for e in ssm_layers(model) for leaf in e.adapter.dynamics_parameters
+    }
+    ssm, decay, no_decay = [], [], []
+    for name, p in model.named_parameters():
+        leaf = name.rsplit(".", 1)[-1]
+        if id(p) in dynamics:
+            ssm.append(p)
+        elif p.ndim < 2 or ".norm." in name or leaf == "D" or name.startswith("encoder.") and model.vocab_size:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return ssm, decay, no_decay
+
+
+def _infer_meta(sd: Mapping[str, Any]) -> dict[str, Any]:
+    """Constructor arguments of an ``LRUModel`` from the shapes of its state dict."""
+    try:
+        layers = sorted({int(k.split(".")[1]) for k in sd if k.startswith("blocks.") and k.endswith(".ssm.nu_log")})
+        head = sd["head.weight"]
+        enc = sd["encoder.weight"]
+    except (KeyError, ValueError, IndexError) as exc:
+        raise ConfigError(
+            "invalid configuration:\n  - the file is neither an ssmred checkpoint nor an LRUModel state dict "
+            "(expected keys encoder.weight, blocks.<i>.ssm.nu_log, head.weight)"
+        ) from exc
+    if not layers:
+        raise ConfigError("invalid configuration:\n  - the state dict holds no LRU layers (blocks.<i>.ssm.*)")
+    tokens = "encoder.bias" not in sd
+    return {
+        "d_input": 1 if tokens else int(enc.shape[1]),
+        "vocab_size": int(enc.shape[0]) if tokens else None,
+        "d_model": int(head.shape[1]),
+        "n_layers": len(layers),
+        "n_classes": int(head.shape[0]),
+    }
+
+
+def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tuple[Any, dict[str, Any] | None]:
+    """Load an ``LRUModel`` from an ssmred checkpoint or a plain state dict.
+
+    Parameters
+    ----------
+    path
+        ``checkpoints/last.pt``, ``checkpoints/epoch_NNN.pt``, a file written by ``ssmred reduce``, or
+        ``torch.save(model.state_dict(), path)`` of an ``LRUModel``.
+    device
+        Where to put the model.
+
+    Returns
+    -------
+    model : LRUModel
+        The model (eval mode).
+    config : dict or None
+        The run configuration stored in an ssmred checkpoint (``None`` for a plain state dict).
+
+    Raises
+    ------
+    FileNotFoundError
+        If the file does not exist.
+    ConfigError
+        If the file holds no recognisable model.
+    """
+    import torch
+    from ssmred_torch import LRUModel
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ConfigError(f"invalid configuration:\n  - {p}: not a torch checkpoint ({exc})") from exc
+    config = None
+    if isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ssmred"):
+        sd, config = obj["model"], obj.get("config")
+    elif isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        sd = obj["state_dict"]
+    elif isinstance(obj, Mapping):
+        sd = obj
+    else:
+        raise ConfigError(f"invalid configuration:\n  - {p}: expected a state dict, got {type(obj).__name__}")
+    sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
+    sd = {k.replace(".lru.", ".ssm.") if k.startswith("blocks.") else k: v for k, v in sd.items()}  # older files
+    meta = _infer_meta(sd)
+    sizes = [int(sd[f"blocks.{i}.ssm.nu_log"].shape[0]) for i in range(meta["n_layers"])]
+    model = LRUModel(
+        meta["d_input"], meta["d_model"], sizes, meta["n_layers"], meta["n_classes"], vocab_size=meta["vocab_size"]
+    )
+    model.load_state_dict(sd)
+    return model.to(device).eval(), config
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file, then rename it: a reader never sees half a file."""
+    import torch
+
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def save_model_file(
+    path: str | os.PathLike[str], model: Any, *, config: Mapping[str, Any] | None, **extra: Any
+) -> None:
+    """Write a model file (format ``ssmred-model``) that :func:`load_model_file` reads.
+
+    Parameters
+    ----------
+    path
+        The file (written atomically).
+    model
+        The ``LRUModel``.
+    config
+        The run configuration as plain data (``None`` when unknown).
+    **extra
+        Further entries (``epoch``, ``reduced_from``).
+    """
+    atomic_save(
+        {
+            "format": "ssmred-model",
+            "version": 1,
+            "config": config,
+            "state_sizes": state_sizes(model),
+            "model_meta": model_meta(model),
+            "model": model.state_dict(),
+            **extra,
+        },
+        path,
+    )
+
+
+def layer_statespaces(model: Any) -> list[Any]:
+    """The :class:`ssmred.StateSpace` of every SSM layer of ``model``, in order."""
+    from ssmred_torch import ssm_layers, to_statespace
+
+    return [to_statespace(e.module) for e in ssm_layers(model)]
