@@ -48,8 +48,8 @@ from ssmred_torch.convert import to_statespace as to_statespace  # noqa: E402
 from ssmred_torch.errors import DiagonalizationError as DiagonalizationError  # noqa: E402
 from ssmred_torch.errors import ReductionWarning as ReductionWarning  # noqa: E402
 from ssmred_torch.layers.lru import LRU as LRU  # noqa: E402
-from ssmred_torch.layers.lru import LRUAdapter as LRUAdapter  # noqa: E402
 from ssmred_torch.layers.lru import layer_matrices as layer_matrices  # noqa: E402
+from ssmred_torch.layers.lru_adapter import LRUAdapter as LRUAdapter  # noqa: E402
 from ssmred_torch.models import LRUBlock as LRUBlock  # noqa: E402
 from ssmred_torch.models import LRUModel as LRUModel  # noqa: E402
 from ssmred_torch.models import SSMBlock as SSMBlock  # noqa: E402
@@ -57,14 +57,14 @@ from ssmred_torch.models import SSMClassifier as SSMClassifier  # noqa: E402
 from ssmred_torch.optim import TruncationMap as TruncationMap  # noqa: E402
 from ssmred_torch.optim import update_optimizer_state as update_optimizer_state  # noqa: E402
 from ssmred_torch.reduce import LayerPlan as LayerPlan  # noqa: E402
-from ssmred_torch.reduce import LayerReport as LayerReport  # noqa: E402
 from ssmred_torch.reduce import ReductionPlan as ReductionPlan  # noqa: E402
-from ssmred_torch.reduce import ReductionReport as ReductionReport  # noqa: E402
 from ssmred_torch.reduce import apply_reduction_ as apply_reduction_  # noqa: E402
 from ssmred_torch.reduce import plan_reduction as plan_reduction  # noqa: E402
 from ssmred_torch.reduce import reduce_layers as reduce_layers  # noqa: E402
 from ssmred_torch.reduce import reduce_model as reduce_model  # noqa: E402
 from ssmred_torch.regularize import hankel_nuclear_norm as hankel_nuclear_norm  # noqa: E402
+from ssmred_torch.reports import LayerReport as LayerReport  # noqa: E402
+from ssmred_torch.reports import ReductionReport as ReductionReport  # noqa: E402
 from ssmred_torch.scan import diagonal_scan as diagonal_scan  # noqa: E402
 from ssmred_torch.scan import diagonal_scan_sequential as diagonal_scan_sequential  # noqa: E402
 

@@ -26,7 +26,8 @@ from torch import nn  # noqa: E402
 from ssmred.selection import Pragmatic, SelectionMode, check_gate, check_mode  # noqa: E402
 from ssmred_torch._adapter import replace_parameter_, ssm_layers  # noqa: E402
 from ssmred_torch.optim import OptimizerPolicy, check_optimizer  # noqa: E402
-from ssmred_torch.reduce import LayerReport, reduce_model  # noqa: E402
+from ssmred_torch.reduce import reduce_model  # noqa: E402
+from ssmred_torch.reports import LayerReport  # noqa: E402
 
 __all__ = ["AttemptRecord", "CompreSSM", "StepResult"]
 

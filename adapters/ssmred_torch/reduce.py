@@ -26,7 +26,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ssmred._require import require
 
@@ -50,6 +50,7 @@ from ssmred_torch._adapter import (  # noqa: E402
 from ssmred_torch.errors import ReductionWarning  # noqa: E402
 from ssmred_torch.kernels import diagonalize, hankel_svd_diagonal, truncate_diagonal  # noqa: E402
 from ssmred_torch.optim import OptimizerPolicy, check_optimizer, update_optimizer_state  # noqa: E402
+from ssmred_torch.reports import LayerReport, ReductionReport  # noqa: E402
 
 __all__ = [
     "LayerPlan",
@@ -62,119 +63,10 @@ __all__ = [
     "reduce_model",
 ]
 
-Status = Literal["reduced", "gated", "refused"]
-
-
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
     a.setflags(write=False)
     return a
-
-
-# ---------------------------------------------------------------------------------------------- reports
-@dataclass(frozen=True)
-class LayerReport:
-    r"""What happened to one layer in one reduction.
-
-    Attributes
-    ----------
-    name
-        Module path of the layer in the model (``""`` for a bare layer).
-    n
-        State size before.
-    r
-        Order chosen by the selection mode (after the numerical-rank cap).
-    n_after
-        State size after (``r`` when applied, ``n`` otherwise).
-    status
-        ``"reduced"``, ``"gated"`` (``r >= gate * n``) or ``"refused"`` (see ``message``).
-    hsv
-        Hankel singular values before the reduction, descending (read-only float64): shape ``(n,)``
-        for a one-system layer, ``(G, n)`` for a layer of ``G`` systems.
-    error_bound
-        :math:`2\sum_{i>r}\sigma_i` (the largest over the layer's systems), bound on the H-infinity error.
-    message
-        Reason for a refusal (``None`` otherwise).
-    condition
-        Largest condition number of the eigenvector matrices used for re-diagonalisation (``nan`` if
-        not reached).
-    """
-
-    name: str
-    n: int
-    r: int
-    n_after: int
-    status: Status
-    hsv: np.ndarray
-    error_bound: float
-    message: str | None = None
-    condition: float = float("nan")
-
-    @property
-    def applied(self) -> bool:
-        """Whether the layer was changed."""
-        return self.status == "reduced"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (HSVs as a list).
-
-        Returns
-        -------
-        dict
-            The fields.
-        """
-        return {
-            "name": self.name,
-            "n": self.n,
-            "r": self.r,
-            "n_after": self.n_after,
-            "status": self.status,
-            "hsv": self.hsv.tolist(),
-            "error_bound": self.error_bound,
-            "message": self.message,
-            "condition": self.condition,
-        }
-
-
-@dataclass(frozen=True)
-class ReductionReport:
-    """Result of one :func:`reduce_model` / :func:`apply_reduction_` pass.
-
-    Attributes
-    ----------
-    layers
-        One :class:`LayerReport` per SSM layer, in module order.
-    seconds
-        Wall time of the pass (analysis, truncation, write-back and optimizer surgery).
-    """
-
-    layers: tuple[LayerReport, ...]
-    seconds: float
-
-    @property
-    def changed(self) -> bool:
-        """Whether any layer was reduced."""
-        return any(layer.applied for layer in self.layers)
-
-    @property
-    def sizes_before(self) -> tuple[int, ...]:
-        """State sizes before."""
-        return tuple(layer.n for layer in self.layers)
-
-    @property
-    def sizes_after(self) -> tuple[int, ...]:
-        """State sizes after."""
-        return tuple(layer.n_after for layer in self.layers)
-
-    @property
-    def mean_size_after(self) -> float:
-        """Mean state size over the layers after the pass (the published "final dim")."""
-        return float(np.mean(self.sizes_after)) if self.layers else float("nan")
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """Messages of the refused layers."""
-        return tuple(f"{lr.name or '<layer>'}: {lr.message}" for lr in self.layers if lr.status == "refused")
 
 
 # ---------------------------------------------------------------------------------------------- plans

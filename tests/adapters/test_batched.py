@@ -25,7 +25,7 @@ from ssmred_torch import (  # noqa: E402
     to_statespace,
     tolerance,
 )
-from ssmred_torch.layers import lru as lru_module  # noqa: E402
+from ssmred_torch.layers import lru_adapter as lru_module  # noqa: E402
 
 import ssmred  # noqa: E402
 

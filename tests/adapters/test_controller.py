@@ -189,3 +189,23 @@ def test_controller_state_dict_round_trip(gen):
     assert not other.step(1, model, opt).records
     with pytest.raises(ValueError, match="schedule"):
         CompreSSM(100, mode=rank(8), schedule=[3]).load_state_dict(ctl.state_dict())
+
+
+def test_pragmatic_rollback_with_a_live_loss_graph_keeps_training(gen):
+    """Issue 9 defect 1: a loop that still holds ``loss`` (Lightning style) must survive a rollback."""
+    model, opt = _setup(gen)
+    ctl = CompreSSM(100, mode=pragmatic(0.25, 0.02), schedule=[2])
+    x = torch.randn(4, 12, 2, generator=gen)
+    assert ctl.check_steps == (5,)
+    for step in range(1, 8):
+        opt.zero_grad()
+        loss = model(x).square().mean()  # kept alive across the controller call, as in Lightning
+        loss.backward()
+        opt.step()
+        metric = 0.9 if step < 5 else 0.1  # the check at step 5 sees a drop: roll back
+        ctl.step(step, model, opt, val_metric=metric)
+        if step == 2:
+            assert model.state_sizes == [12, 12]
+        if step == 5:
+            assert model.state_sizes == [16, 16] and ctl.stopped
+    assert torch.isfinite(loss.detach())
