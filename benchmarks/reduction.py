@@ -31,12 +31,12 @@ import numpy as np
 import scipy.linalg as spla
 import torch
 from ssmred_torch import CompreSSM, LRUModel, layer_matrices, reduce_model, tolerance
-from ssmred_torch.batched import hsv_diagonal
-from ssmred_torch.compress import _select_orders
+from ssmred_torch.kernels import hsv_diagonal
 from threadpoolctl import threadpool_limits
 
 from ssmred import hsv_diagonal as hsv_diagonal_core
 from ssmred.bounds import order_from_energy
+from ssmred.selection import select_orders
 
 
 # ---------------------------------------------------------------------------------------------- baseline
@@ -70,7 +70,7 @@ def baseline(model: LRUModel, tau: float, *, full: bool) -> list[int]:
     orders = []
     for block in model.blocks:
         with torch.no_grad():
-            lam, _, B, C = layer_matrices(block.lru)  # the host copy is part of the per-layer route
+            lam, _, B, C = layer_matrices(block.ssm)  # the host copy is part of the per-layer route
         orders.append(published_recipe_layer(lam.cpu().numpy(), B.cpu().numpy(), C.cpu().numpy(), tau, full=full))
     return orders
 
@@ -78,10 +78,10 @@ def baseline(model: LRUModel, tau: float, *, full: bool) -> list[int]:
 # ---------------------------------------------------------------------------------------------- ours
 def batched_analysis(model: LRUModel, tau: float) -> list[int]:
     with torch.no_grad():
-        mats = [layer_matrices(b.lru) for b in model.blocks]
+        mats = [layer_matrices(b.ssm) for b in model.blocks]
         lam, log_lam, B, C = (torch.stack([m[i] for m in mats]) for i in range(4))
         hsv = hsv_diagonal(lam, B, C, log_lam=log_lam)
-        return _select_orders(hsv, tolerance(tau), None).tolist()
+        return list(select_orders(tolerance(tau), list(hsv.cpu().numpy())))
 
 
 def batched_full(model: LRUModel, tau: float) -> list[int]:
@@ -194,11 +194,11 @@ def main() -> None:
         med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()}
         print(f"    orders: batched {out['ours_a']}, published recipe {out['pub_a']}, applied {out['ours_f']}")
         with torch.no_grad():
-            mats = [layer_matrices(b.lru) for b in model.blocks]
+            mats = [layer_matrices(b.ssm) for b in model.blocks]
             lam, log_lam, B, C = (torch.stack([m[i] for m in mats]) for i in range(4))
             s_ours = hsv_diagonal(lam, B, C, log_lam=log_lam).cpu().numpy()
         lam_h, B_h, C_h = lam.cpu().numpy(), B.cpu().numpy(), C.cpu().numpy()
-        s_core = hsv_diagonal_core(lam_h, B_h, C_h)
+        s_core = hsv_diagonal_core(lam_h, B_h, C_h, dt=1.0)
         err = float(np.max(np.abs(s_ours - s_core) / s_core[:, :1]))
         P = (B_h[0] @ B_h[0].conj().T) / (1.0 - lam_h[0][:, None] * lam_h[0].conj()[None, :])
         Q = (C_h[0].conj().T @ C_h[0]) / (1.0 - lam_h[0].conj()[:, None] * lam_h[0][None, :])
