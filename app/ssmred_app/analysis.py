@@ -51,7 +51,7 @@ def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 
 
     for t in taus:
         if not 0 < t < 1:
-            raise ConfigError(f"invalid configuration:\n  - --taus: each τ must lie in (0, 1), got {t}")
+            raise ConfigError(f"--taus: each τ must lie in (0, 1), got {t}")
     model, config = load_model_file(checkpoint)
     layers = [layer_analysis(sys_c, taus) for sys_c in layer_statespaces(model)]
     info = {"checkpoint": str(checkpoint), "taus": list(taus), "config": config, "layers": layers}
@@ -105,9 +105,9 @@ def reduce_checkpoint(
     from ssmred_app.trainer import resolve_device
 
     if tau is not None and not 0 < tau < 1:
-        raise ConfigError(f"invalid configuration:\n  - --tau: must lie in (0, 1), got {tau}")
+        raise ConfigError(f"--tau: must lie in (0, 1), got {tau}")
     if rank is not None and rank < 1:
-        raise ConfigError(f"invalid configuration:\n  - --rank: must be >= 1, got {rank}")
+        raise ConfigError(f"--rank: must be >= 1, got {rank}")
     model, cfg_dict = load_model_file(checkpoint)
     if config is not None:
         cfg = load_config(config)
@@ -134,11 +134,11 @@ def reduce_checkpoint(
         bt = BalancedTruncation(sys_c)
         n = sys_c.n_states
         if rank is not None and rank > n:
-            raise ConfigError(f"invalid configuration:\n  - --rank {rank} exceeds layer {i}'s state size {n}")
+            raise ConfigError(f"--rank {rank} exceeds layer {i}'s state size {n}")
         try:
             res = bt.reduce(r=rank) if rank is not None else bt.reduce(energy=tau)
         except ValueError as exc:
-            raise ConfigError(f"invalid configuration:\n  - layer {i}: {exc}") from exc
+            raise ConfigError(f"layer {i}: {exc}") from exc
         note = None
         try:
             block.ssm = from_statespace(res.reduced, like=block.ssm)

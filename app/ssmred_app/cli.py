@@ -44,9 +44,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ssmred_app.report import format_table
 
     if not 0.0 < args.tau < 1.0:  # fail before announcing a run folder
-        raise ConfigError(
-            f"invalid configuration:\n  - --tau: must lie in (0, 1) (discarded fraction of the HSV sum), got {args.tau}"
-        )
+        raise ConfigError(f"--tau: must lie in (0, 1) (discarded fraction of the HSV sum), got {args.tau}")
     out = Path(args.out) if args.out else _new_run_dir("demo-quick" if args.quick else "demo")
     _log(f"ssmred demo -> {out}")
     metrics = run_demo(

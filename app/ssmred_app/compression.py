@@ -41,7 +41,7 @@ def build_controller(c: CompressionConfig, m: ModelConfig, total_steps: int) -> 
             total_steps, mode=mode, schedule=c.schedule, gate=c.gate, optimizer_policy=c.optimizer_policy
         )
     except ValueError as exc:
-        raise ConfigError(f"invalid configuration:\n  - compression.schedule: {exc}") from exc
+        raise ConfigError(f"compression.schedule: {exc}") from exc
 
 
 def is_attempt(controller: Any, step: int) -> bool:

@@ -1,58 +1,195 @@
-r"""Run configuration: the schema, its strict validation, YAML files and ``key=value`` overrides.
+r"""Run configuration: the schema (pydantic models), YAML files and ``key=value`` overrides.
+
+The schema is strict: every section rejects unknown keys, an int is not a bool, a float field accepts
+an int, lists are typed and string options are :data:`typing.Literal` choices; value ranges and the
+rules that tie fields together are checked next to the fields. :func:`parse_config` reports every
+problem at once as one :class:`ConfigError`, one line ``section.key: message`` per problem.
 
 Examples
 --------
 >>> cfg = parse_config({"model": {"d_state": 8}, "compression": {"mode": "tolerance", "tau": 0.1}})
 >>> cfg.model.d_state, cfg.compression.tau
 (8, 0.1)
->>> parse_config({"model": {"d_sate": 8}})
+>>> parse_config({"model": {"d_sate": 8}, "optim": {"epochs": True, "lr": 0}})
 Traceback (most recent call last):
 ...
 ssmred_app.config.ConfigError: invalid configuration:
   - model.d_sate: unknown key (valid keys: d_model, d_state, n_layers, dropout, r_min, r_max)
+  - optim.epochs: expected int, got True
+  - optim.lr: must be > 0, got 0.0
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
 
-from ssmred_app.data import DATASETS, DataConfig
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "DATASETS",
     "CompressionConfig",
     "ConfigError",
+    "DataConfig",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
+    "Section",
     "apply_overrides",
     "config_to_dict",
     "load_config",
     "parse_config",
     "read_yaml",
     "same_config",
+    "validate_mapping",
+    "value_rule",
     "with_sections",
 ]
 
 
 class ConfigError(ValueError):
-    """An invalid run configuration; the message lists every problem found."""
+    """An invalid run configuration; the message lists every problem found.
+
+    Parameters
+    ----------
+    *problems
+        One line per problem, ``where: what`` (e.g. ``model.d_state: state sizes must be >= 1, got 0``).
+    """
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 # --------------------------------------------------------------------------------------------------
-# configuration schema
+# value rules (reported through pydantic, so that every problem of every section is collected at once)
 # --------------------------------------------------------------------------------------------------
 
+_VALUE, _RULE = "ssmred_value", "ssmred_rule"  # a field's value / a rule tying fields of a section together
 
-@dataclass(frozen=True)
-class ModelConfig:
+
+def _fail(kind: str, problems: Sequence[str]) -> NoReturn:
+    raise PydanticCustomError(kind, "; ".join(problems), {"problems": list(problems)})
+
+
+def value_rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
+    """A check of one field's value, for ``Annotated[type, value_rule(...)]``.
+
+    Parameters
+    ----------
+    ok
+        Whether a (type-checked) value is acceptable.
+    message
+        The problem when it is not, formatted with the value as ``v`` (e.g. ``"must be >= 1, got {v}"``).
+
+    Returns
+    -------
+    pydantic.AfterValidator
+        The check; its failures are collected with all other problems by :func:`validate_mapping`.
+    """
+
+    def check(value: Any) -> Any:
+        if not ok(value):
+            _fail(_VALUE, [message.format(v=value)])
+        return value
+
+    return AfterValidator(check)
+
+
+def _sizes(d_state: int | list[int]) -> list[int]:
+    return [d_state] if isinstance(d_state, int) else list(d_state)
+
+
+def _check_state_sizes(d_state: int | list[int]) -> int | list[int]:
+    sizes = _sizes(d_state)
+    problems = [] if all(n >= 1 for n in sizes) else [f"state sizes must be >= 1, got {d_state}"]
+    if not all(n <= 4096 for n in sizes):
+        problems.append(f"state sizes above 4096 are not supported, got {d_state}")
+    if problems:
+        _fail(_VALUE, problems)
+    return d_state
+
+
+def _check_schedule(schedule: list[int | float] | None) -> list[int | float] | None:
+    if schedule is None:
+        return None
+    problems = [] if schedule else ["must not be empty (omit it for the default)"]
+    for s in schedule:
+        if isinstance(s, float) and not 0 < s < 1:
+            problems.append(f"fractions must lie in (0, 1), got {s}")
+        elif isinstance(s, int) and s < 1:
+            problems.append(f"step numbers must be >= 1, got {s}")
+    if problems:
+        _fail(_VALUE, problems)
+    return schedule
+
+
+_PositiveInt = Annotated[int, value_rule(lambda v: v >= 1, "must be >= 1, got {v}")]
+_OpenUnit = Annotated[float, value_rule(lambda v: 0 < v < 1, "must lie in (0, 1), got {v}")]
+_HalfOpenUnit = Annotated[float, value_rule(lambda v: 0 <= v < 1, "must lie in [0, 1), got {v}")]
+
+
+class Section(BaseModel):
+    """Base of the schema sections: strict types, unknown keys rejected, frozen."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# the schema
+# --------------------------------------------------------------------------------------------------
+
+DatasetName = Literal["digits", "mnist1d", "listops", "npz"]
+DATASETS: tuple[str, ...] = typing.get_args(DatasetName)
+
+
+class DataConfig(Section):
+    """Which data set to load and how to split it.
+
+    Attributes
+    ----------
+    name
+        One of ``digits``, ``mnist1d``, ``listops``, ``npz``.
+    path
+        The ``.npz`` file (``npz`` only).
+    n_samples
+        Number of samples to generate (``mnist1d``: default 4000; ``listops``: default 4000).
+        For ``digits``/``npz`` a smaller number subsamples the data set.
+    seq_len
+        Maximum sequence length of ``listops`` (default 64).
+    val_fraction, test_fraction
+        Fractions of the samples held out for validation and test.
+    split_seed
+        Seed of the split (and of the generators); the data do not change with the training seed.
+    """
+
+    name: DatasetName = "digits"
+    path: str | None = None
+    n_samples: Annotated[int | None, value_rule(lambda v: v is None or v >= 20, "must be >= 20, got {v}")] = None
+    seq_len: Annotated[int | None, value_rule(lambda v: v is None or v >= 8, "must be >= 8, got {v}")] = None
+    val_fraction: Annotated[float, value_rule(lambda v: 0 < v < 0.5, "must lie in (0, 0.5), got {v}")] = 0.15
+    test_fraction: Annotated[float, value_rule(lambda v: 0 <= v < 0.5, "must lie in [0, 0.5), got {v}")] = 0.2
+    split_seed: int = 0
+
+    @model_validator(mode="after")
+    def _path_fits_name(self) -> DataConfig:
+        if self.name == "npz":
+            if self.path is None:
+                _fail(_RULE, ["path: required for data.name 'npz' (an .npz file with arrays X and y)"])
+            if not Path(self.path).is_file():
+                _fail(_RULE, [f"path: file {self.path!r} does not exist"])
+        elif self.path is not None:
+            _fail(_RULE, [f"path: only used with data.name 'npz' (got data.name {self.name!r})"])
+        return self
+
+
+class ModelConfig(Section):
     """LRU classifier size (SPEC §1).
 
     Attributes
@@ -69,22 +206,30 @@ class ModelConfig:
         Ring of the initial eigenvalue moduli.
     """
 
-    d_model: int = 16
-    d_state: int | list[int] = 64
-    n_layers: int = 2
-    dropout: float = 0.0
+    d_model: _PositiveInt = 16
+    d_state: Annotated[int | list[int], AfterValidator(_check_state_sizes)] = 64
+    n_layers: _PositiveInt = 2
+    dropout: _HalfOpenUnit = 0.0
     r_min: float = 0.9
     r_max: float = 0.999
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        problems = []
+        if isinstance(self.d_state, list) and len(self.d_state) != self.n_layers:
+            problems.append(f"d_state: {len(self.d_state)} sizes given for {self.n_layers} layers")
+        if not 0 < self.r_min < self.r_max < 1:
+            problems.append(f"r_min/r_max: need 0 < r_min < r_max < 1, got {self.r_min}, {self.r_max}")
+        if problems:
+            _fail(_RULE, problems)
+        return self
+
     def state_sizes(self) -> list[int]:
         """Per-layer state sizes."""
-        if isinstance(self.d_state, int):
-            return [self.d_state] * self.n_layers
-        return list(self.d_state)
+        return [self.d_state] * self.n_layers if isinstance(self.d_state, int) else list(self.d_state)
 
 
-@dataclass(frozen=True)
-class OptimConfig:
+class OptimConfig(Section):
     """Optimizer and schedule (SPEC §6).
 
     Attributes
@@ -107,18 +252,17 @@ class OptimConfig:
         Batch size for evaluation.
     """
 
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 1e-2
-    ssm_lr_factor: float = 0.5
-    weight_decay: float = 0.05
-    warmup_fraction: float = 0.1
-    grad_clip: float | None = 1.0
-    eval_batch_size: int = 1024
+    epochs: _PositiveInt = 30
+    batch_size: _PositiveInt = 64
+    lr: Annotated[float, value_rule(lambda v: v > 0, "must be > 0, got {v}")] = 1e-2
+    ssm_lr_factor: Annotated[float, value_rule(lambda v: 0 < v <= 10, "must lie in (0, 10], got {v}")] = 0.5
+    weight_decay: Annotated[float, value_rule(lambda v: v >= 0, "must be >= 0, got {v}")] = 0.05
+    warmup_fraction: _HalfOpenUnit = 0.1
+    grad_clip: Annotated[float | None, value_rule(lambda v: v is None or v > 0, "must be > 0 or null, got {v}")] = 1.0
+    eval_batch_size: _PositiveInt = 1024
 
 
-@dataclass(frozen=True)
-class CompressionConfig:
+class CompressionConfig(Section):
     r"""In-training reduction (CompreSSM, SPEC §6).
 
     Attributes
@@ -147,18 +291,19 @@ class CompressionConfig:
     """
 
     mode: Literal["none", "tolerance", "fraction", "rank", "pragmatic"] = "none"
-    tau: float = 0.05
-    fraction: float = 0.1
+    tau: Annotated[
+        float, value_rule(lambda v: 0 < v < 1, "must lie in (0, 1) (discarded fraction of the HSV sum), got {v}")
+    ] = 0.05
+    fraction: _OpenUnit = 0.1
     rank: int | list[int] | None = None
     rank_total: int | None = None
-    tolerance: float = 0.02
-    schedule: list[float] | None = None
-    gate: float = 0.95
+    tolerance: _OpenUnit = 0.02
+    schedule: Annotated[list[int | float] | None, AfterValidator(_check_schedule)] = None
+    gate: Annotated[float, value_rule(lambda v: 0 < v <= 1, "must lie in (0, 1], got {v}")] = 0.95
     optimizer_policy: Literal["project", "slice", "reset"] = "project"
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Section):
     """A whole training run.
 
     Attributes
@@ -181,158 +326,130 @@ class RunConfig:
 
     name: str = "run"
     seed: int = 0
-    device: str = "auto"
-    threads: int | None = 1
+    device: Annotated[
+        str,
+        value_rule(
+            lambda v: v in ("auto", "cpu") or v.startswith("cuda"), "expected auto, cpu, cuda or cuda:N, got {v!r}"
+        ),
+    ] = "auto"
+    threads: Annotated[int | None, value_rule(lambda v: v is None or v >= 1, "must be >= 1, got {v}")] = 1
     out: str | None = None
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    compression: CompressionConfig = field(default_factory=CompressionConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
+
+    @field_validator("data", "model", "optim", "compression", mode="before")
+    @classmethod
+    def _empty_section_is_default(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _ranks_fit_model(self) -> RunConfig:
+        c, m = self.compression, self.model
+        if c.mode != "rank":
+            return self
+        sizes = m.state_sizes()
+        if (c.rank is None) == (c.rank_total is None):
+            _fail(_RULE, ["compression.rank: mode 'rank' needs exactly one of compression.rank and rank_total"])
+        if c.rank_total is not None:
+            if not m.n_layers <= c.rank_total <= sum(sizes):
+                _fail(
+                    _RULE,
+                    [
+                        f"compression.rank_total: must lie in [{m.n_layers}, {sum(sizes)}] (one state per layer at "
+                        f"least, at most all states), got {c.rank_total}"
+                    ],
+                )
+            return self
+        ranks = [c.rank] * m.n_layers if isinstance(c.rank, int) else list(c.rank)
+        if len(ranks) != m.n_layers:
+            _fail(_RULE, [f"compression.rank: {len(ranks)} ranks given for {m.n_layers} layers"])
+        if any(not 1 <= r <= n for r, n in zip(ranks, sizes, strict=True)):
+            _fail(_RULE, [f"compression.rank: each rank must lie in [1, d_state]; got {c.rank} for {sizes}"])
+        return self
 
 
-_SECTIONS: dict[str, type] = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "optim": OptimConfig,
-    "compression": CompressionConfig,
-}
+# --------------------------------------------------------------------------------------------------
+# validation: pydantic's errors as one ConfigError
+# --------------------------------------------------------------------------------------------------
 
-
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin is Literal:
-        return value in typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if tp is type(None):
-        return value is None
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, tp)
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
 
 
 def _type_name(tp: Any) -> str:
-    origin = typing.get_origin(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Annotated:
+        return _type_name(args[0])
     if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+        return "one of " + ", ".join(repr(a) for a in args)
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+        return " or ".join(_type_name(a) for a in args)
     if origin is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+        return f"a list of {_type_name(args[0])}"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
 
 
-def _build(cls: type, raw: Any, prefix: str, problems: list[str]) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        problems.append(f"{prefix or 'config'}: expected a mapping, got {type(raw).__name__}")
-        return cls()
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        where = f"{prefix}{key}"
-        if key not in names:
-            problems.append(f"{where}: unknown key (valid keys: {', '.join(names)})")
-            continue
-        tp = hints[key]
-        if key in _SECTIONS and cls is RunConfig:
-            kwargs[key] = _build(_SECTIONS[key], value, f"{key}.", problems)
-            continue
-        if not _type_ok(value, tp):
-            problems.append(f"{where}: expected {_type_name(tp)}, got {value!r}")
-            continue
-        if tp is float or (typing.get_origin(tp) in (typing.Union, types.UnionType) and isinstance(value, int)):
-            if float in typing.get_args(tp) and int not in typing.get_args(tp) and not isinstance(value, bool):
-                value = float(value)
-        kwargs[key] = float(value) if tp is float else value
+def _is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def validate_mapping(cls: type[_ModelT], raw: Any, *, where: str = "") -> tuple[_ModelT | None, list[str]]:
+    """Validate ``raw`` against a schema class; return the instance (or ``None``) and the problems.
+
+    Parameters
+    ----------
+    cls
+        A schema class (:class:`RunConfig`, a section, or another ``extra="forbid"`` pydantic model).
+    raw
+        The parsed YAML mapping (``None`` is read as an empty mapping).
+    where
+        Location prefix of the messages (e.g. ``experiment``).
+
+    Returns
+    -------
+    instance : pydantic.BaseModel or None
+        The validated configuration, ``None`` when there were problems.
+    problems : list of str
+        One ``location: message`` line per problem (unknown keys name the valid keys).
+
+    Examples
+    --------
+    >>> validate_mapping(OptimConfig, {"epochs": 0, "lr": "fast"}, where="optim")
+    (None, ['optim.epochs: must be >= 1, got 0', "optim.lr: expected float, got 'fast'"])
+    """
     try:
-        return cls(**kwargs)
-    except (TypeError, ValueError) as exc:  # pragma: no cover - defensive
-        problems.append(f"{prefix or 'config'}: {exc}")
-        return cls()
-
-
-def _check_values(cfg: RunConfig, problems: list[str]) -> None:
-    d, m, o, c = cfg.data, cfg.model, cfg.optim, cfg.compression
-
-    def need(cond: bool, msg: str) -> None:
-        if not cond:
-            problems.append(msg)
-
-    need(d.name in DATASETS, f"data.name: unknown data set {d.name!r} (choose one of {', '.join(DATASETS)})")
-    if d.name == "npz":
-        if d.path is None:
-            problems.append("data.path: required for data.name 'npz' (an .npz file with arrays X and y)")
-        elif not Path(d.path).is_file():
-            problems.append(f"data.path: file {d.path!r} does not exist")
-    elif d.path is not None:
-        problems.append(f"data.path: only used with data.name 'npz' (got data.name {d.name!r})")
-    need(d.n_samples is None or d.n_samples >= 20, f"data.n_samples: must be >= 20, got {d.n_samples}")
-    need(d.seq_len is None or d.seq_len >= 8, f"data.seq_len: must be >= 8, got {d.seq_len}")
-    need(0 < d.val_fraction < 0.5, f"data.val_fraction: must lie in (0, 0.5), got {d.val_fraction}")
-    need(0 <= d.test_fraction < 0.5, f"data.test_fraction: must lie in [0, 0.5), got {d.test_fraction}")
-
-    need(m.d_model >= 1, f"model.d_model: must be >= 1, got {m.d_model}")
-    need(m.n_layers >= 1, f"model.n_layers: must be >= 1, got {m.n_layers}")
-    sizes = m.state_sizes()
-    if isinstance(m.d_state, list) and len(m.d_state) != m.n_layers:
-        problems.append(f"model.d_state: {len(m.d_state)} sizes given for {m.n_layers} layers")
-    need(all(n >= 1 for n in sizes), f"model.d_state: state sizes must be >= 1, got {m.d_state}")
-    need(all(n <= 4096 for n in sizes), f"model.d_state: state sizes above 4096 are not supported, got {m.d_state}")
-    need(0 <= m.dropout < 1, f"model.dropout: must lie in [0, 1), got {m.dropout}")
-    need(0 < m.r_min < m.r_max < 1, f"model.r_min/r_max: need 0 < r_min < r_max < 1, got {m.r_min}, {m.r_max}")
-
-    need(o.epochs >= 1, f"optim.epochs: must be >= 1, got {o.epochs}")
-    need(o.batch_size >= 1, f"optim.batch_size: must be >= 1, got {o.batch_size}")
-    need(o.eval_batch_size >= 1, f"optim.eval_batch_size: must be >= 1, got {o.eval_batch_size}")
-    need(o.lr > 0, f"optim.lr: must be > 0, got {o.lr}")
-    need(0 < o.ssm_lr_factor <= 10, f"optim.ssm_lr_factor: must lie in (0, 10], got {o.ssm_lr_factor}")
-    need(o.weight_decay >= 0, f"optim.weight_decay: must be >= 0, got {o.weight_decay}")
-    need(0 <= o.warmup_fraction < 1, f"optim.warmup_fraction: must lie in [0, 1), got {o.warmup_fraction}")
-    need(o.grad_clip is None or o.grad_clip > 0, f"optim.grad_clip: must be > 0 or null, got {o.grad_clip}")
-
-    need(0 < c.tau < 1, f"compression.tau: must lie in (0, 1) (discarded fraction of the HSV sum), got {c.tau}")
-    need(0 < c.fraction < 1, f"compression.fraction: must lie in (0, 1), got {c.fraction}")
-    need(0 < c.tolerance < 1, f"compression.tolerance: must lie in (0, 1), got {c.tolerance}")
-    need(0 < c.gate <= 1, f"compression.gate: must lie in (0, 1], got {c.gate}")
-    if c.mode == "rank":
-        if (c.rank is None) == (c.rank_total is None):
-            problems.append("compression.rank: mode 'rank' needs exactly one of compression.rank and rank_total")
-        elif c.rank_total is not None:
-            if not m.n_layers <= c.rank_total <= sum(sizes):
-                problems.append(
-                    f"compression.rank_total: must lie in [{m.n_layers}, {sum(sizes)}] (one state per layer at "
-                    f"least, at most all states), got {c.rank_total}"
-                )
-        else:
-            ranks = [c.rank] * m.n_layers if isinstance(c.rank, int) else list(c.rank)
-            if len(ranks) != m.n_layers:
-                problems.append(f"compression.rank: {len(ranks)} ranks given for {m.n_layers} layers")
-            elif any(not 1 <= r <= n for r, n in zip(ranks, sizes, strict=True)):
-                problems.append(f"compression.rank: each rank must lie in [1, d_state]; got {c.rank} for {sizes}")
-    if c.schedule is not None:
-        if not c.schedule:
-            problems.append("compression.schedule: must not be empty (omit it for the default)")
-        for s in c.schedule:
-            if isinstance(s, float) and not 0 < s < 1:
-                problems.append(f"compression.schedule: fractions must lie in (0, 1), got {s}")
-            elif isinstance(s, int) and s < 1:
-                problems.append(f"compression.schedule: step numbers must be >= 1, got {s}")
-
-    if cfg.device not in ("auto", "cpu") and not cfg.device.startswith("cuda"):
-        problems.append(f"device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
-    need(cfg.threads is None or cfg.threads >= 1, f"threads: must be >= 1, got {cfg.threads}")
+        return cls.model_validate({} if raw is None else raw), []
+    except ValidationError as exc:
+        errors = exc.errors()
+    problems: list[str] = []
+    typed: set[str] = set()  # a union reports one error per member: say it once
+    for err in errors:
+        model, node, path, field = cls, raw, [where] if where else [], None
+        for key in err["loc"]:
+            path.append(str(key))
+            node = node.get(key) if isinstance(node, Mapping) else None
+            field = model.model_fields.get(key) if isinstance(key, str) else None
+            if field is None or not _is_section(field.annotation):
+                break
+            model = field.annotation
+        at = ".".join(path)
+        kind = err["type"]
+        if kind == _VALUE:
+            problems += [f"{at}: {p}" for p in err["ctx"]["problems"]]
+        elif kind == _RULE:
+            problems += [f"{at}.{p}" if at else p for p in err["ctx"]["problems"]]
+        elif kind in ("extra_forbidden", "invalid_key"):
+            problems.append(f"{at}: unknown key (valid keys: {', '.join(model.model_fields)})")
+        elif kind in ("model_type", "model_attributes_type", "dict_type"):
+            problems.append(f"{at or 'config'}: expected a mapping, got {type(node).__name__}")
+        elif at not in typed:
+            typed.add(at)
+            expected = _type_name(field.annotation) if field is not None else err["msg"]
+            problems.append(f"{at}: expected {expected}, got {node!r}")
+    return None, problems
 
 
 def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:
@@ -361,12 +478,9 @@ def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:
     ssmred_app.config.ConfigError: invalid configuration:
       - compression.tau: must lie in (0, 1) (discarded fraction of the HSV sum), got 1.5
     """
-    problems: list[str] = []
-    cfg = _build(RunConfig, raw, "", problems)
-    if not problems:
-        _check_values(cfg, problems)
-    if problems:
-        raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+    cfg, problems = validate_mapping(RunConfig, raw)
+    if cfg is None:
+        raise ConfigError(*problems)
     return cfg
 
 
@@ -407,16 +521,14 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     out = json.loads(json.dumps(raw))
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(
-                f"invalid configuration:\n  - override {item!r}: expected key=value (e.g. optim.epochs=5)"
-            )
+            raise ConfigError(f"override {item!r}: expected key=value (e.g. optim.epochs=5)")
         key, value = item.split("=", 1)
         node = out
         parts = key.strip().split(".")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"invalid configuration:\n  - override {item!r}: {p} is not a section")
+                raise ConfigError(f"override {item!r}: {p} is not a section")
         node[parts[-1]] = yaml.safe_load(value)
     return out
 
@@ -426,15 +538,15 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     yaml = _yaml()
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"invalid configuration:\n  - config file {str(p)!r} does not exist")
+        raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
         raw = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid configuration:\n  - {p}: not valid YAML ({exc})") from exc
+        raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"invalid configuration:\n  - {p}: expected a mapping at the top level")
+        raise ConfigError(f"{p}: expected a mapping at the top level")
     return raw
 
 
@@ -466,7 +578,7 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
     """The configuration as plain data (JSON/YAML-safe)."""
-    return asdict(cfg)
+    return cfg.model_dump()
 
 
 def same_config(stored: Any, cfg: RunConfig) -> bool:
@@ -499,7 +611,5 @@ def with_sections(cfg: RunConfig, **changes: Any) -> RunConfig:
     >>> cfg.name, cfg.model.d_state, cfg.model.n_layers
     ('small', 8, 2)
     """
-    for key, val in changes.items():
-        if isinstance(val, Mapping):
-            changes[key] = dataclasses.replace(getattr(cfg, key), **val)
-    return dataclasses.replace(cfg, **changes)
+    update = {k: getattr(cfg, k).model_copy(update=v) if isinstance(v, Mapping) else v for k, v in changes.items()}
+    return cfg.model_copy(update=update)

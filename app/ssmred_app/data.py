@@ -35,11 +35,10 @@ from typing import Literal
 import numpy as np
 
 from ssmred.errors import BackendUnavailableError
+from ssmred_app.config import DATASETS, DataConfig
 
 __all__ = ["DATASETS", "DataConfig", "SequenceData", "load_dataset", "make_listops"]
 
-DatasetName = Literal["digits", "mnist1d", "listops", "npz"]
-DATASETS: tuple[str, ...] = ("digits", "mnist1d", "listops", "npz")
 
 # ListOps vocabulary: 0 = padding, 1..10 = digits 0..9, then operators and the closing bracket.
 _LISTOPS_OPS = ("MIN", "MAX", "MED", "SM")
@@ -57,36 +56,6 @@ def _require_data(module: str) -> ModuleType:
             f"the data set needs the optional package {module!r}, which is not installed. "
             "Install it with: pip install 'ssmred[data]'"
         ) from exc
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data set to load and how to split it.
-
-    Attributes
-    ----------
-    name
-        One of ``digits``, ``mnist1d``, ``listops``, ``npz``.
-    path
-        The ``.npz`` file (``npz`` only).
-    n_samples
-        Number of samples to generate (``mnist1d``: default 4000; ``listops``: default 4000).
-        For ``digits``/``npz`` a smaller number subsamples the data set.
-    seq_len
-        Maximum sequence length of ``listops`` (default 64).
-    val_fraction, test_fraction
-        Fractions of the samples held out for validation and test.
-    split_seed
-        Seed of the split (and of the generators); the data do not change with the training seed.
-    """
-
-    name: DatasetName = "digits"
-    path: str | None = None
-    n_samples: int | None = None
-    seq_len: int | None = None
-    val_fraction: float = 0.15
-    test_fraction: float = 0.2
-    split_seed: int = 0
 
 
 @dataclass(frozen=True)

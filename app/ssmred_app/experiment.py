@@ -30,18 +30,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 
 from ssmred_app.config import (
     ConfigError,
     RunConfig,
+    Section,
     apply_overrides,
     config_to_dict,
-    parse_config,
     read_yaml,
     same_config,
+    validate_mapping,
+    value_rule,
     with_sections,
 )
 from ssmred_app.data import SequenceData
@@ -91,8 +93,19 @@ class ExperimentSpec:
     optimizer_policies: list[str] = field(default_factory=list)
 
 
-_EXP_KEYS = ("taus", "baseline_states", "from_scratch", "seeds", "optimizer_policies")
-_POLICIES = ("project", "slice", "reset")
+class _ExperimentSection(Section):
+    taus: Annotated[
+        list[float],
+        value_rule(
+            lambda v: v and all(0 < t < 1 for t in v), "expected a non-empty list of numbers in (0, 1), got {v!r}"
+        ),
+    ] = [0.05, 0.1]
+    baseline_states: Annotated[
+        list[int], value_rule(lambda v: all(s >= 1 for s in v), "expected a list of positive ints, got {v!r}")
+    ] = []
+    from_scratch: bool = True
+    seeds: Annotated[list[int], value_rule(bool, "expected a non-empty list of ints, got {v!r}")] = [0, 1, 2]
+    optimizer_policies: list[Literal["project", "slice", "reset"]] = []
 
 
 def parse_experiment(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> ExperimentSpec:
@@ -113,39 +126,16 @@ def parse_experiment(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> E
     Raises
     ------
     ConfigError
-        Listing every problem.
+        Listing every problem of both the ``experiment`` section and the run configuration.
     """
     raw = dict(raw)
-    exp = raw.pop("experiment", None) or {}
-    problems: list[str] = []
-    if not isinstance(exp, Mapping):
-        raise ConfigError("invalid configuration:\n  - experiment: expected a mapping")
-    for k in exp:
-        if k not in _EXP_KEYS:
-            problems.append(f"experiment.{k}: unknown key (valid keys: {', '.join(_EXP_KEYS)})")
-    taus = exp.get("taus", [0.05, 0.1])
-    if not isinstance(taus, list) or not taus or not all(isinstance(t, (int, float)) and 0 < t < 1 for t in taus):
-        problems.append(f"experiment.taus: expected a non-empty list of numbers in (0, 1), got {taus!r}")
-    states = exp.get("baseline_states", [])
-    if not isinstance(states, list) or not all(isinstance(s, int) and s >= 1 for s in states):
-        problems.append(f"experiment.baseline_states: expected a list of positive ints, got {states!r}")
-    scratch = exp.get("from_scratch", True)
-    if not isinstance(scratch, bool):
-        problems.append(f"experiment.from_scratch: expected true or false, got {scratch!r}")
-    seeds = exp.get("seeds", [0, 1, 2])
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
-        problems.append(f"experiment.seeds: expected a non-empty list of ints, got {seeds!r}")
-    policies = exp.get("optimizer_policies", [])
-    if not isinstance(policies, list) or not all(p in _POLICIES for p in policies):
-        problems.append(f"experiment.optimizer_policies: expected a list of {', '.join(_POLICIES)}, got {policies!r}")
-    try:
-        base = parse_config(apply_overrides(raw, overrides))
-    except ConfigError as exc:
-        problems += [line[4:] for line in str(exc).splitlines()[1:]]
-        base = RunConfig()
-    if problems:
-        raise ConfigError("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
-    return ExperimentSpec(base, [float(t) for t in taus], list(states), scratch, list(seeds), list(policies))
+    exp, problems = validate_mapping(_ExperimentSection, raw.pop("experiment", None), where="experiment")
+    base, base_problems = validate_mapping(RunConfig, apply_overrides(raw, overrides))
+    if exp is None or base is None:
+        raise ConfigError(*problems, *base_problems)
+    return ExperimentSpec(
+        base, list(exp.taus), list(exp.baseline_states), exp.from_scratch, list(exp.seeds), list(exp.optimizer_policies)
+    )
 
 
 def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentSpec:

@@ -27,7 +27,6 @@ __all__ = [
 ]
 
 
-
 def model_meta(model: Any) -> dict[str, Any]:
     """Constructor arguments (besides the state sizes) needed to rebuild an ``LRUModel``."""
     enc = model.encoder
@@ -71,9 +70,7 @@ def param_groups(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
     """
     from ssmred_torch import ssm_layers
 
-    dynamics = {
-        id(getattr(e.module, leaf)) for e in ssm_layers(model) for leaf in e.adapter.dynamics_parameters
-    }
+    dynamics = {id(getattr(e.module, leaf)) for e in ssm_layers(model) for leaf in e.adapter.dynamics_parameters}
     ssm, decay, no_decay = [], [], []
     for name, p in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
@@ -94,11 +91,11 @@ def _infer_meta(sd: Mapping[str, Any]) -> dict[str, Any]:
         enc = sd["encoder.weight"]
     except (KeyError, ValueError, IndexError) as exc:
         raise ConfigError(
-            "invalid configuration:\n  - the file is neither an ssmred checkpoint nor an LRUModel state dict "
+            "the file is neither an ssmred checkpoint nor an LRUModel state dict "
             "(expected keys encoder.weight, blocks.<i>.ssm.nu_log, head.weight)"
         ) from exc
     if not layers:
-        raise ConfigError("invalid configuration:\n  - the state dict holds no LRU layers (blocks.<i>.ssm.*)")
+        raise ConfigError("the state dict holds no LRU layers (blocks.<i>.ssm.*)")
     tokens = "encoder.bias" not in sd
     return {
         "d_input": 1 if tokens else int(enc.shape[1]),
@@ -143,7 +140,7 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ConfigError(f"invalid configuration:\n  - {p}: not a torch checkpoint ({exc})") from exc
+        raise ConfigError(f"{p}: not a torch checkpoint ({exc})") from exc
     config = None
     if isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ssmred"):
         sd, config = obj["model"], obj.get("config")
@@ -152,7 +149,7 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
     elif isinstance(obj, Mapping):
         sd = obj
     else:
-        raise ConfigError(f"invalid configuration:\n  - {p}: expected a state dict, got {type(obj).__name__}")
+        raise ConfigError(f"{p}: expected a state dict, got {type(obj).__name__}")
     sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
     sd = {k.replace(".lru.", ".ssm.") if k.startswith("blocks.") else k: v for k, v in sd.items()}  # older files
     meta = _infer_meta(sd)

@@ -118,7 +118,7 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"invalid configuration:\n  - device: {name!r} requested but CUDA is not available")
+        raise ConfigError(f"device: {name!r} requested but CUDA is not available")
     return name
 
 
@@ -282,7 +282,7 @@ class Trainer:
         state = torch.load(path, map_location=self.device, weights_only=True)
         if not same_config(state.get("config"), self.cfg):
             raise ConfigError(
-                f"invalid configuration:\n  - {self.out}: holds a checkpoint of a different configuration; "
+                f"{self.out}: holds a checkpoint of a different configuration; "
                 "choose another --out or delete the folder"
             )
         self.model = build_model(self.cfg.model, self.data, state_sizes=state["state_sizes"]).to(self.device)
