@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import os
-import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from ssmred_app.schema import Section, invalid_combination, invalid_value, validate_mapping, value_rule
 
 __all__ = [
     "DATASETS",
@@ -40,15 +40,12 @@ __all__ = [
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
-    "Section",
     "apply_overrides",
     "config_to_dict",
     "load_config",
     "parse_config",
     "read_yaml",
     "same_config",
-    "validate_mapping",
-    "value_rule",
     "with_sections",
 ]
 
@@ -67,41 +64,6 @@ class ConfigError(ValueError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-# --------------------------------------------------------------------------------------------------
-# value rules (reported through pydantic, so that every problem of every section is collected at once)
-# --------------------------------------------------------------------------------------------------
-
-_VALUE, _RULE = "ssmred_value", "ssmred_rule"  # a field's value / a rule tying fields of a section together
-
-
-def _fail(kind: str, problems: Sequence[str]) -> NoReturn:
-    raise PydanticCustomError(kind, "; ".join(problems), {"problems": list(problems)})
-
-
-def value_rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
-    """A check of one field's value, for ``Annotated[type, value_rule(...)]``.
-
-    Parameters
-    ----------
-    ok
-        Whether a (type-checked) value is acceptable.
-    message
-        The problem when it is not, formatted with the value as ``v`` (e.g. ``"must be >= 1, got {v}"``).
-
-    Returns
-    -------
-    pydantic.AfterValidator
-        The check; its failures are collected with all other problems by :func:`validate_mapping`.
-    """
-
-    def check(value: Any) -> Any:
-        if not ok(value):
-            _fail(_VALUE, [message.format(v=value)])
-        return value
-
-    return AfterValidator(check)
-
-
 def _sizes(d_state: int | list[int]) -> list[int]:
     return [d_state] if isinstance(d_state, int) else list(d_state)
 
@@ -112,7 +74,7 @@ def _check_state_sizes(d_state: int | list[int]) -> int | list[int]:
     if not all(n <= 4096 for n in sizes):
         problems.append(f"state sizes above 4096 are not supported, got {d_state}")
     if problems:
-        _fail(_VALUE, problems)
+        invalid_value(*problems)
     return d_state
 
 
@@ -126,19 +88,13 @@ def _check_schedule(schedule: list[int | float] | None) -> list[int | float] | N
         elif isinstance(s, int) and s < 1:
             problems.append(f"step numbers must be >= 1, got {s}")
     if problems:
-        _fail(_VALUE, problems)
+        invalid_value(*problems)
     return schedule
 
 
 _PositiveInt = Annotated[int, value_rule(lambda v: v >= 1, "must be >= 1, got {v}")]
 _OpenUnit = Annotated[float, value_rule(lambda v: 0 < v < 1, "must lie in (0, 1), got {v}")]
 _HalfOpenUnit = Annotated[float, value_rule(lambda v: 0 <= v < 1, "must lie in [0, 1), got {v}")]
-
-
-class Section(BaseModel):
-    """Base of the schema sections: strict types, unknown keys rejected, frozen."""
-
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,11 +137,11 @@ class DataConfig(Section):
     def _path_fits_name(self) -> DataConfig:
         if self.name == "npz":
             if self.path is None:
-                _fail(_RULE, ["path: required for data.name 'npz' (an .npz file with arrays X and y)"])
+                invalid_combination("path: required for data.name 'npz' (an .npz file with arrays X and y)")
             if not Path(self.path).is_file():
-                _fail(_RULE, [f"path: file {self.path!r} does not exist"])
+                invalid_combination(f"path: file {self.path!r} does not exist")
         elif self.path is not None:
-            _fail(_RULE, [f"path: only used with data.name 'npz' (got data.name {self.name!r})"])
+            invalid_combination(f"path: only used with data.name 'npz' (got data.name {self.name!r})")
         return self
 
 
@@ -221,7 +177,7 @@ class ModelConfig(Section):
         if not 0 < self.r_min < self.r_max < 1:
             problems.append(f"r_min/r_max: need 0 < r_min < r_max < 1, got {self.r_min}, {self.r_max}")
         if problems:
-            _fail(_RULE, problems)
+            invalid_combination(*problems)
         return self
 
     def state_sizes(self) -> list[int]:
@@ -351,105 +307,20 @@ class RunConfig(Section):
             return self
         sizes = m.state_sizes()
         if (c.rank is None) == (c.rank_total is None):
-            _fail(_RULE, ["compression.rank: mode 'rank' needs exactly one of compression.rank and rank_total"])
+            invalid_combination("compression.rank: mode 'rank' needs exactly one of compression.rank and rank_total")
         if c.rank_total is not None:
             if not m.n_layers <= c.rank_total <= sum(sizes):
-                _fail(
-                    _RULE,
-                    [
-                        f"compression.rank_total: must lie in [{m.n_layers}, {sum(sizes)}] (one state per layer at "
-                        f"least, at most all states), got {c.rank_total}"
-                    ],
+                invalid_combination(
+                    f"compression.rank_total: must lie in [{m.n_layers}, {sum(sizes)}] (one state per layer at "
+                    f"least, at most all states), got {c.rank_total}"
                 )
             return self
         ranks = [c.rank] * m.n_layers if isinstance(c.rank, int) else list(c.rank)
         if len(ranks) != m.n_layers:
-            _fail(_RULE, [f"compression.rank: {len(ranks)} ranks given for {m.n_layers} layers"])
+            invalid_combination(f"compression.rank: {len(ranks)} ranks given for {m.n_layers} layers")
         if any(not 1 <= r <= n for r, n in zip(ranks, sizes, strict=True)):
-            _fail(_RULE, [f"compression.rank: each rank must lie in [1, d_state]; got {c.rank} for {sizes}"])
+            invalid_combination(f"compression.rank: each rank must lie in [1, d_state]; got {c.rank} for {sizes}")
         return self
-
-
-# --------------------------------------------------------------------------------------------------
-# validation: pydantic's errors as one ConfigError
-# --------------------------------------------------------------------------------------------------
-
-_ModelT = TypeVar("_ModelT", bound=BaseModel)
-
-
-def _type_name(tp: Any) -> str:
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Annotated:
-        return _type_name(args[0])
-    if origin is Literal:
-        return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args)
-    if origin is list:
-        return f"a list of {_type_name(args[0])}"
-    if tp is type(None):
-        return "null"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _is_section(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def validate_mapping(cls: type[_ModelT], raw: Any, *, where: str = "") -> tuple[_ModelT | None, list[str]]:
-    """Validate ``raw`` against a schema class; return the instance (or ``None``) and the problems.
-
-    Parameters
-    ----------
-    cls
-        A schema class (:class:`RunConfig`, a section, or another ``extra="forbid"`` pydantic model).
-    raw
-        The parsed YAML mapping (``None`` is read as an empty mapping).
-    where
-        Location prefix of the messages (e.g. ``experiment``).
-
-    Returns
-    -------
-    instance : pydantic.BaseModel or None
-        The validated configuration, ``None`` when there were problems.
-    problems : list of str
-        One ``location: message`` line per problem (unknown keys name the valid keys).
-
-    Examples
-    --------
-    >>> validate_mapping(OptimConfig, {"epochs": 0, "lr": "fast"}, where="optim")
-    (None, ['optim.epochs: must be >= 1, got 0', "optim.lr: expected float, got 'fast'"])
-    """
-    try:
-        return cls.model_validate({} if raw is None else raw), []
-    except ValidationError as exc:
-        errors = exc.errors()
-    problems: list[str] = []
-    typed: set[str] = set()  # a union reports one error per member: say it once
-    for err in errors:
-        model, node, path, field = cls, raw, [where] if where else [], None
-        for key in err["loc"]:
-            path.append(str(key))
-            node = node.get(key) if isinstance(node, Mapping) else None
-            field = model.model_fields.get(key) if isinstance(key, str) else None
-            if field is None or not _is_section(field.annotation):
-                break
-            model = field.annotation
-        at = ".".join(path)
-        kind = err["type"]
-        if kind == _VALUE:
-            problems += [f"{at}: {p}" for p in err["ctx"]["problems"]]
-        elif kind == _RULE:
-            problems += [f"{at}.{p}" if at else p for p in err["ctx"]["problems"]]
-        elif kind in ("extra_forbidden", "invalid_key"):
-            problems.append(f"{at}: unknown key (valid keys: {', '.join(model.model_fields)})")
-        elif kind in ("model_type", "model_attributes_type", "dict_type"):
-            problems.append(f"{at or 'config'}: expected a mapping, got {type(node).__name__}")
-        elif at not in typed:
-            typed.add(at)
-            expected = _type_name(field.annotation) if field is not None else err["msg"]
-            problems.append(f"{at}: expected {expected}, got {node!r}")
-    return None, problems
 
 
 def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:

@@ -37,17 +37,15 @@ import numpy as np
 from ssmred_app.config import (
     ConfigError,
     RunConfig,
-    Section,
     apply_overrides,
     config_to_dict,
     read_yaml,
     same_config,
-    validate_mapping,
-    value_rule,
     with_sections,
 )
 from ssmred_app.data import SequenceData
 from ssmred_app.report import Doc, write_json, write_report
+from ssmred_app.schema import Section, validate_mapping, value_rule
 from ssmred_app.trainer import RunResult, environment, train_run
 
 __all__ = [
