@@ -1,4 +1,5 @@
-"""Run reports: one document model rendered to Markdown and HTML, numbers read from ``metrics.json``.
+"""Run reports: one document model written as Markdown (and as HTML through markdown-it-py), numbers read
+from ``metrics.json``.
 
 A report is built only from the metrics mapping that is also written to ``metrics.json`` (the
 numbers in its tables are stored there already rounded), so the two can never disagree.
@@ -22,7 +23,6 @@ import html
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,30 +126,10 @@ class Doc:
         return "\n".join(out)
 
     def html(self) -> str:
-        """Render as a standalone HTML page."""
+        """Render as a standalone HTML page: :meth:`markdown` through markdown-it-py (CommonMark + tables)."""
+        from markdown_it import MarkdownIt
 
-        def inline(s: str) -> str:
-            s = html.escape(s)
-            s = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", s)
-            return re.sub(r"`(.+?)`", r"<code>\1</code>", s)
-
-        body = [f"<h1>{inline(self.title)}</h1>"]
-        for kind, val in self.blocks:
-            if kind == "h":
-                body.append(f"<h{val[0]}>{inline(val[1])}</h{val[0]}>")
-            elif kind == "p":
-                body.append(f"<p>{inline(val)}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{inline(it)}</li>" for it in val) + "</ul>")
-            elif kind == "table":
-                headers, rows = val
-                head = "".join(f"<th>{inline(h)}</th>" for h in headers)
-                trs = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in r) + "</tr>" for r in rows)
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
-            elif kind == "img":
-                body.append(f'<figure><img src="{html.escape(val[0])}" alt="{html.escape(val[1])}"></figure>')
-            elif kind == "code":
-                body.append(f"<pre>{html.escape(val)}</pre>")
+        body = MarkdownIt("commonmark", {"html": False}).enable("table").render(self.markdown())
         style = (
             "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
@@ -159,8 +139,8 @@ class Doc:
         return (
             "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
             f"<title>{html.escape(self.title)}</title><style>{style}</style></head>\n<body>\n"
-            + "\n".join(body)
-            + "\n</body></html>\n"
+            + body
+            + "</body></html>\n"
         )
 
 
