@@ -1,8 +1,10 @@
-"""Matplotlib figures for the run reports (Agg backend, PNG files).
+"""Matplotlib figures for the run reports (PNG files), drawn without pyplot.
 
 Every function takes plain data (lists and dicts as stored in ``metrics.json``) and a file path, and
-returns the path written. matplotlib is imported lazily; without it a clear error names the ``plot``
-extra.
+returns the path written. The figures are :class:`matplotlib.figure.Figure` objects on an Agg canvas:
+nothing here touches pyplot's figure manager or the global backend, so plotting from a notebook
+session leaves its backend as it was. matplotlib is imported lazily; without it a clear error names
+the ``plot`` extra.
 """
 
 from __future__ import annotations
@@ -27,21 +29,22 @@ __all__ = [
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"]
 
 
-def _plt() -> Any:
-    mpl = require("matplotlib")
-    mpl.use("Agg")
-    import matplotlib.pyplot as plt
+def _figure(*, figsize: tuple[float, float]) -> Any:
+    """A figure on its own Agg canvas (no pyplot, no backend switch)."""
+    require("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    plt = _plt()
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(p, dpi=110)
-    plt.close(fig)
     return p
 
 
@@ -63,11 +66,13 @@ def plot_hsv_spectra(reductions: Sequence[Mapping[str, Any]], path: str | os.Pat
     pathlib.Path
         The file written.
     """
-    plt = _plt()
+    import matplotlib
+
     n_layers = max((len(r.get("layers", [])) for r in reductions), default=0)
     n_layers = max(n_layers, 1)
-    fig, axes = plt.subplots(1, n_layers, figsize=(4.2 * n_layers, 3.4), squeeze=False)
-    cmap = plt.get_cmap("viridis")
+    fig = _figure(figsize=(4.2 * n_layers, 3.4))
+    axes = fig.subplots(1, n_layers, squeeze=False)
+    cmap = matplotlib.colormaps["viridis"]
     attempts = [r for r in reductions if r.get("layers")]
     for li in range(n_layers):
         ax = axes[0, li]
@@ -111,8 +116,8 @@ def plot_state_sizes(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathL
     pathlib.Path
         The file written.
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    fig = _figure(figsize=(6.0, 3.6))
+    ax = fig.subplots()
     for k, (label, run) in enumerate(runs.items()):
         color = _COLORS[k % len(_COLORS)]
         total = max(1, int(run.get("total_steps", 1)))
@@ -168,8 +173,8 @@ def plot_acc_vs_dim(points: Sequence[Mapping[str, Any]], path: str | os.PathLike
     pathlib.Path
         The file written.
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    fig = _figure(figsize=(6.0, 3.8))
+    ax = fig.subplots()
     _points(ax, points, "dim", None)
     ax.set_xscale("log", base=2)
     dims = [float(p["dim"]) for p in points if p["dim"] and p["dim"] > 0]
@@ -199,8 +204,8 @@ def plot_acc_vs_time(points: Sequence[Mapping[str, Any]], path: str | os.PathLik
     pathlib.Path
         The file written.
     """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    fig = _figure(figsize=(6.0, 3.8))
+    ax = fig.subplots()
     _points(ax, points, "time", "time_std")
     ax.set_xlabel("training CPU time (s; optimizer steps + reductions)")
     ax.set_ylabel("test accuracy (%)")
@@ -227,9 +232,9 @@ def plot_analysis(layers: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
     pathlib.Path
         The file written.
     """
-    plt = _plt()
     n = max(1, len(layers))
-    fig, axes = plt.subplots(n, 3, figsize=(12, 3.2 * n), squeeze=False)
+    fig = _figure(figsize=(12, 3.2 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     t = np.linspace(0, 2 * np.pi, 400)
     for i, lay in enumerate(layers):
         hsv = np.asarray(lay["hsv"], dtype=float)
