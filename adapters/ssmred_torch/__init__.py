@@ -45,6 +45,7 @@ from ssmred_torch.controller import CompreSSM as CompreSSM  # noqa: E402
 from ssmred_torch.controller import StepResult as StepResult  # noqa: E402
 from ssmred_torch.convert import from_statespace as from_statespace  # noqa: E402
 from ssmred_torch.convert import to_statespace as to_statespace  # noqa: E402
+from ssmred_torch.errors import CheckpointError as CheckpointError  # noqa: E402
 from ssmred_torch.errors import DiagonalizationError as DiagonalizationError  # noqa: E402
 from ssmred_torch.errors import ReductionWarning as ReductionWarning  # noqa: E402
 from ssmred_torch.layers.lru import LRU as LRU  # noqa: E402
@@ -74,6 +75,7 @@ __all__ = [
     "AttemptRecord",
     "CompreSSM",
     "DiagonalSystems",
+    "CheckpointError",
     "DiagonalizationError",
     "Fraction",
     "LRUAdapter",

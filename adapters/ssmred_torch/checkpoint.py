@@ -6,6 +6,12 @@ weights — a run resumes after a reduction, and a reduced model is rebuilt from
 controller state and plain ``extra`` data are optional. Files are written atomically (a per-process
 temporary file, then ``os.replace``) and read with ``torch.load(weights_only=True)``.
 
+Integrity: :func:`read_checkpoint` verifies the zip CRC-32 of every member of the archive
+``torch.save`` writes (``torch.load`` itself checks none: overwritten bytes would load silently) and
+that every floating-point tensor is finite; :func:`save` refuses to write a non-finite model or
+optimizer state (so a diverged run can never overwrite the last good checkpoint). Failures raise
+:class:`~ssmred_torch.errors.CheckpointError` naming the file and the cause.
+
 Payload (format ``"ssmred"``, version 2): ``state_sizes`` ``{layer name: [sizes]}``, ``model``,
 ``optimizer`` (or ``None``), ``controller`` (or ``None``), ``extra`` (or ``None``).
 """
@@ -13,6 +19,8 @@ Payload (format ``"ssmred"``, version 2): ``state_sizes`` ``{layer name: [sizes]
 from __future__ import annotations
 
 import os
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +32,103 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from ssmred_torch._adapter import ssm_layers  # noqa: E402
+from ssmred_torch.errors import CheckpointError  # noqa: E402
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load", "read_checkpoint", "save", "state_sizes"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_VERSION",
+    "load",
+    "nonfinite_entries",
+    "read_checkpoint",
+    "save",
+    "state_sizes",
+    "verify_archive",
+]
 
 CHECKPOINT_FORMAT = "ssmred"
 CHECKPOINT_VERSION = 2
+
+
+def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _tensors(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors(v, f"{prefix}[{i}]")
+
+
+def nonfinite_entries(obj: Any, *, prefix: str = "") -> list[str]:
+    """Paths of the floating-point tensors in ``obj`` (nested dicts/lists) that hold NaN or inf.
+
+    Parameters
+    ----------
+    obj
+        A tensor, or nested dicts / lists / tuples of them (other values are ignored).
+    prefix
+        Path prefix for the names.
+
+    Returns
+    -------
+    list of str
+        Dotted paths, e.g. ``["model.blocks.0.ssm.B_re"]``.
+
+    Examples
+    --------
+    >>> nonfinite_entries({"a": torch.ones(2), "b": [torch.tensor([float("nan")])]})
+    ['b[0]']
+    """
+    return [
+        name
+        for name, t in _tensors(obj, prefix)
+        if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())
+    ]
+
+
+def verify_archive(path: str | os.PathLike[str]) -> None:
+    """Check that ``path`` is a complete torch zip archive whose members all match their CRC-32.
+
+    Parameters
+    ----------
+    path
+        The file.
+
+    Returns
+    -------
+    None
+        When the archive is intact.
+
+    Raises
+    ------
+    CheckpointError
+        For an empty, truncated or non-zip file, or a member whose data do not match its checksum.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     p = pathlib.Path(d) / "t.pt"; torch.save({"x": torch.ones(3)}, p)
+    ...     verify_archive(p)
+    ...     _ = p.write_bytes(p.read_bytes()[:-100])   # a truncated write
+    ...     verify_archive(p)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ssmred_torch.errors.CheckpointError: '...t.pt' is damaged or truncated: not a complete torch archive (...)
+    """
+    p = Path(path)
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{str(p)!r} is empty (an interrupted write?)")
+    try:
+        with zipfile.ZipFile(p) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise CheckpointError(f"{str(p)!r} is damaged or truncated: not a complete torch archive ({exc})") from exc
+    except Exception as exc:  # zlib errors and friends from a corrupted stream
+        raise CheckpointError(f"{str(p)!r} is damaged: {type(exc).__name__}: {exc}") from exc
+    if bad is not None:
+        raise CheckpointError(f"{str(p)!r} is damaged: the checksum of its member {bad!r} does not match its data")
 
 
 def state_sizes(model: nn.Module) -> dict[str, list[int]]:
@@ -60,6 +160,7 @@ def save(
     optimizer: torch.optim.Optimizer | None = None,
     controller: Any = None,
     extra: dict[str, Any] | None = None,
+    allow_nonfinite: bool = False,
 ) -> None:
     """Save a model with its per-layer state sizes, optionally optimizer, controller progress and extras.
 
@@ -75,11 +176,20 @@ def save(
         A :class:`~ssmred_torch.CompreSSM` (anything with ``state_dict()``) whose progress is saved.
     extra
         Further plain data (numbers, strings, lists, dicts, tensors), loadable with ``weights_only=True``.
+    allow_nonfinite
+        Write even if the model or optimizer state holds NaN/inf (for post-mortems; such a file is
+        refused by :func:`read_checkpoint` unless it is asked to allow it too).
 
     Returns
     -------
     None
         The file is written.
+
+    Raises
+    ------
+    CheckpointError
+        If the model or optimizer state is not finite (and ``allow_nonfinite`` is false); nothing is
+        written then.
 
     Examples
     --------
@@ -101,6 +211,11 @@ def save(
         "controller": None if controller is None else controller.state_dict(),
         "extra": extra,
     }
+    if not allow_nonfinite:
+        bad = nonfinite_entries({"model": payload["model"], "optimizer": payload["optimizer"]})
+        if bad:
+            shown = ", ".join(bad[:4]) + (f" and {len(bad) - 4} more" if len(bad) > 4 else "")
+            raise CheckpointError(f"refusing to save a non-finite state to {os.fspath(path)!r}: NaN/inf in {shown}")
     target = Path(path)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -111,7 +226,9 @@ def save(
             tmp.unlink()
 
 
-def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device | None = None) -> dict[str, Any]:
+def read_checkpoint(
+    path: str | os.PathLike[str], *, map_location: str | torch.device | None = None, allow_nonfinite: bool = False
+) -> dict[str, Any]:
     """Read and check a checkpoint written by :func:`save` (without a model).
 
     Parameters
@@ -120,6 +237,8 @@ def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
         The file.
     map_location
         Passed to ``torch.load``.
+    allow_nonfinite
+        Accept NaN/inf in the model or optimizer state.
 
     Returns
     -------
@@ -130,8 +249,8 @@ def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     ------
     FileNotFoundError
         If the file does not exist.
-    ValueError
-        If it is not a readable ssmred checkpoint of this version.
+    CheckpointError
+        If it is damaged (CRC, truncation), not an ssmred checkpoint of this version, or not finite.
 
     Examples
     --------
@@ -145,17 +264,24 @@ def read_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    verify_archive(p)
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise ValueError(f"{str(p)!r} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(f"{str(p)!r} is not a readable torch checkpoint ({type(exc).__name__}: {exc})") from exc
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{str(p)!r} is not an ssmred checkpoint")
+        raise CheckpointError(f"{str(p)!r} is not an ssmred checkpoint")
     if payload.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"unsupported checkpoint version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}")
+        raise CheckpointError(
+            f"{str(p)!r}: unsupported checkpoint version {payload.get('version')!r}; expected {CHECKPOINT_VERSION}"
+        )
     missing = {"state_sizes", "model", "optimizer", "controller", "extra"} - set(payload)
     if missing:
-        raise ValueError(f"{str(p)!r} lacks the entries {sorted(missing)}")
+        raise CheckpointError(f"{str(p)!r} lacks the entries {sorted(missing)}")
+    if not allow_nonfinite:
+        bad = nonfinite_entries({"model": payload["model"], "optimizer": payload["optimizer"]})
+        if bad:
+            raise CheckpointError(f"{str(p)!r} holds non-finite values (NaN/inf) in {', '.join(bad[:4])}")
     return payload
 
 
@@ -190,9 +316,10 @@ def load(
 
     Raises
     ------
+    CheckpointError
+        If the file is damaged, not an ssmred checkpoint, or not finite.
     ValueError
-        If the file is not an ssmred checkpoint, the SSM layers do not match, or an optimizer /
-        controller state is requested but absent.
+        If the SSM layers do not match, or an optimizer / controller state is requested but absent.
 
     Examples
     --------
