@@ -114,7 +114,8 @@ def test_write_back_realises_the_truncated_system_and_obeys_the_bound(family, ge
     full_exact = to_statespace(layer, exact=True).to_real()
     report = reduce_model(layer, rank(r), gate=1.0)
     (lr,) = report.layers
-    assert lr.status == "reduced" and lr.n_after == r
+    assert lr.status == "reduced"
+    assert lr.n_after == r
     assert max(adapter_for(layer).state_sizes(layer)) == r
     # the analysed system of the reduced layer is the balanced truncation of the old one
     bt = ssmred.balanced_truncation(full_analysed, r)

@@ -207,5 +207,6 @@ def test_pragmatic_rollback_with_a_live_loss_graph_keeps_training(gen):
         if step == 2:
             assert model.state_sizes == [12, 12]
         if step == 5:
-            assert model.state_sizes == [16, 16] and ctl.stopped
+            assert model.state_sizes == [16, 16]
+            assert ctl.stopped
     assert torch.isfinite(loss.detach())

@@ -6,8 +6,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ssmred_torch import LRU, LRUModel, rank, reduce_model, tolerance, update_optimizer_state  # noqa: E402
-from ssmred_torch import plan_reduction, ssm_layers  # noqa: E402
+from ssmred_torch import (  # noqa: E402  # noqa: E402
+    LRU,
+    LRUModel,
+    plan_reduction,
+    rank,
+    reduce_model,
+    ssm_layers,
+    tolerance,
+    update_optimizer_state,
+)
 
 pytestmark = pytest.mark.torch
 
