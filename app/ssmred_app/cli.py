@@ -3,12 +3,17 @@
 Run ``ssmred <command> --help`` for the options of each command. Configuration problems are reported
 as one message before anything is trained (exit status 2); an interrupted run exits with status 130
 and resumes when the same command is run again.
+
+Importing this module imports neither PyTorch nor any other optional package: ``ssmred --help`` works
+without them, and a command whose requirement is missing says which one and how to install it (exit
+status 2). ``python -m ssmred_app`` and ``python -m ssmred_app.cli`` run the same command.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -297,6 +302,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# what every command needs besides the core: import name -> (what, how to install it)
+_REQUIRED = {
+    "torch": ("PyTorch", "pip install torch==2.13.0 (the version ssmred is tested with), or pip install 'ssmred[cli]'"),
+    "pydantic": ("pydantic (run configurations)", "pip install 'ssmred[cli]'"),
+}
+# optional packages a command imports when it gets there (the cli extra installs them all)
+_OPTIONAL = {"yaml", "tqdm", "markdown_it", "matplotlib", "sklearn", "mnist1d"}
+
+
+def _missing_requirement(command: str) -> str | None:
+    """The message for the first missing requirement of ``command`` (``None`` when all are there)."""
+    for module, (what, how) in _REQUIRED.items():
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            return f"ssmred {command} needs {what}: {how}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ssmred`` console script.
 
@@ -308,21 +332,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 on success, 2 for a configuration / input problem, 130 when interrupted.
+        Exit status: 0 on success, 2 for a configuration / input problem or a missing dependency,
+        130 when interrupted.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and usage errors end here, before any heavy import
+    missing = _missing_requirement(args.command)
+    if missing is not None:
+        print(missing, file=sys.stderr)
+        return EXIT_CONFIG
     from ssmred.errors import BackendUnavailableError
+    from ssmred_app.config import ConfigError
 
     try:
-        from ssmred_app.config import ConfigError
-
         return int(args.func(args))
     except ConfigError as exc:
         print(f"ssmred {args.command}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except (BackendUnavailableError, FileNotFoundError) as exc:
         print(f"ssmred {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in _OPTIONAL:
+            raise
+        print(
+            f"ssmred {args.command} needs the optional package {package!r}: pip install 'ssmred[cli]'", file=sys.stderr
+        )
         return EXIT_CONFIG
     except KeyboardInterrupt:
         print(f"ssmred {args.command}: interrupted (run the same command again to resume)", file=sys.stderr)
