@@ -38,6 +38,11 @@ def _new_run_dir(kind: str) -> Path:
     return path
 
 
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The command's ``key=value`` overrides, with ``--device`` as one more."""
+    return [*args.overrides, f"device={args.device}"] if args.device else list(args.overrides)
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -74,10 +79,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from ssmred_app.report import Doc, write_json, write_report
     from ssmred_app.trainer import Trainer, environment
 
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"device={args.device}")
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(args.config, _overrides(args))
     out = Path(args.out or cfg.out or _new_run_dir(f"train-{cfg.name}"))
     cfg = with_sections(cfg, out=None)
     _log(f"ssmred train {cfg.name} -> {out}")
@@ -110,22 +112,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     if res.reductions:
         from ssmred_app import plots as rp
-        from ssmred_app.demo import reduction_rows
+        from ssmred_app.demo import REDUCTION_HEADERS, reduction_rows
 
         doc.h("Reductions")
-        doc.table(
-            [
-                "step",
-                "% of training",
-                "n before",
-                "n after",
-                "val acc before (%)",
-                "val acc after (%)",
-                "bound per layer",
-                "time (ms)",
-            ],
-            reduction_rows(res.reductions),
-        )
+        doc.table(REDUCTION_HEADERS, reduction_rows(res.reductions))
         rp.plot_hsv_spectra(res.reductions, out / "plots" / "hsv_spectra.png", title=cfg.name)
         rp.plot_state_sizes({cfg.name: res.to_dict()}, out / "plots" / "state_sizes.png")
         doc.image("plots/hsv_spectra.png", "HSV spectra at each attempt")
@@ -160,10 +150,7 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     from ssmred_app.experiment import EXPERIMENT_COLUMNS, load_experiment, run_experiment
     from ssmred_app.report import format_table
 
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"device={args.device}")
-    spec = load_experiment(args.config, overrides)
+    spec = load_experiment(args.config, _overrides(args))
     if args.seeds:
         spec = dataclasses.replace(spec, seeds=list(args.seeds))
     out = Path(args.out or spec.base.out or _new_run_dir(f"experiment-{spec.base.name}"))

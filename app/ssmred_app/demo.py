@@ -23,6 +23,7 @@ from ssmred_app.trainer import RunResult, environment
 __all__ = [
     "DEMO_COLUMNS",
     "DEMO_TAU",
+    "REDUCTION_HEADERS",
     "demo_config",
     "demo_doc",
     "demo_summary",
@@ -98,6 +99,18 @@ def demo_table(results: Mapping[str, RunResult]) -> list[dict[str, Any]]:
     return rows
 
 
+REDUCTION_HEADERS = [
+    "step",
+    "% of training",
+    "n before",
+    "n after",
+    "val acc before (%)",
+    "val acc after (%)",
+    "bound 2Σσ_tail per layer",
+    "time (ms)",
+]
+
+
 def reduction_rows(reductions: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     """Rows of the per-attempt reduction table."""
     rows = []
@@ -161,19 +174,7 @@ def demo_doc(metrics: Mapping[str, Any]) -> Doc:
     )
     comp = metrics["runs"]["compressm"]
     doc.h("Reductions (CompreSSM run)")
-    doc.table(
-        [
-            "step",
-            "% of training",
-            "n before",
-            "n after",
-            "val acc before (%)",
-            "val acc after (%)",
-            "bound 2Σσ_tail per layer",
-            "time (ms)",
-        ],
-        reduction_rows(comp["reductions"]),
-    )
+    doc.table(REDUCTION_HEADERS, reduction_rows(comp["reductions"]))
     doc.p(
         f"Reduction time in total: {comp['reduction_time_s']:.3f} s = "
         f"{100 * comp['reduction_time_s'] / max(comp['train_time_s'], 1e-9):.2f} % of the run's training time."

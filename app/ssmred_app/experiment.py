@@ -357,7 +357,6 @@ def _plots(runs: Sequence[_Run], table: Sequence[Mapping[str, Any]], out: Path) 
     made = []
     pts = []
     for row in table:
-        rs = [r for r in runs if r.variant == row["variant"]]
         pts.append(
             {
                 "label": row["variant"],
@@ -370,7 +369,6 @@ def _plots(runs: Sequence[_Run], table: Sequence[Mapping[str, Any]], out: Path) 
                 "note": row["variant"].replace("CompreSSM ", "").replace("scratch ", ""),
             }
         )
-        del rs
     rp.plot_acc_vs_dim(pts, plots / "acc_vs_dim.png")
     rp.plot_acc_vs_time(pts, plots / "acc_vs_time.png")
     made += ["acc_vs_dim.png", "acc_vs_time.png"]

@@ -157,15 +157,12 @@ def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str,
 
 
 def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
+    import numpy as np
 
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
@@ -227,8 +224,3 @@ def markdown_tables(text: str) -> list[list[list[str]]]:
     if cur:
         tables.append(cur)
     return tables
-
-
-def summary_rows(table: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> list[list[Any]]:
-    """Pick ``columns`` (key, header) from rows of a metrics table."""
-    return [[row.get(k) for k, _ in columns] for row in table]
