@@ -26,20 +26,18 @@ def build_controller(c: CompressionConfig, m: ModelConfig, total_steps: int) -> 
     """The ``CompreSSM`` controller of a configuration (``None`` for mode ``none``)."""
     if c.mode == "none":
         return None
-    import ssmred_torch as cp
+    from ssmred_torch import CompreSSM, fraction, pragmatic, rank, tolerance
 
     if c.mode == "tolerance":
-        mode = cp.tolerance(c.tau)
+        mode = tolerance(c.tau)
     elif c.mode == "fraction":
-        mode = cp.fraction(c.fraction)
+        mode = fraction(c.fraction)
     elif c.mode == "rank":
-        mode = cp.rank(total=c.rank_total) if c.rank_total is not None else cp.rank(c.rank)
+        mode = rank(total=c.rank_total) if c.rank_total is not None else rank(c.rank)
     else:
-        mode = cp.pragmatic(c.fraction, c.tolerance)
+        mode = pragmatic(c.fraction, c.tolerance)
     try:
-        return cp.CompreSSM(
-            total_steps, mode=mode, schedule=c.schedule, gate=c.gate, optimizer_policy=c.optimizer_policy
-        )
+        return CompreSSM(total_steps, mode=mode, schedule=c.schedule, gate=c.gate, optimizer_policy=c.optimizer_policy)
     except ValueError as exc:
         raise ConfigError(f"compression.schedule: {exc}") from exc
 
