@@ -19,7 +19,9 @@ lowercase factories :func:`tolerance`, :func:`fraction`, :func:`rank`, :func:`pr
 constructors. :func:`select_orders` applies a mode to a list of HSV vectors and caps every order at
 the numerical Hankel rank (:func:`numerical_rank`), below which the square-root projection would be
 singular. The *gate* — reduce only if :math:`r < \text{gate}\cdot n` — is checked by
-:func:`check_gate` and applied by the adapters.
+:func:`check_gate` and applied by the adapters; the reduction *schedule* (steps or fractions of the
+training) by :func:`check_schedule` / :func:`resolve_schedule`, so that every framework and the
+application's config accept exactly the same values.
 """
 
 from __future__ import annotations
@@ -41,15 +43,21 @@ __all__ = [
     "Rank",
     "SelectionMode",
     "Tolerance",
+    "DEFAULT_SCHEDULE",
     "check_gate",
     "check_mode",
+    "check_schedule",
     "fraction",
     "numerical_rank",
     "pragmatic",
     "rank",
+    "resolve_schedule",
     "select_orders",
     "tolerance",
 ]
+
+#: CompreSSM's default: four equally spaced attempts in the first 10 % of training (SPEC §6)
+DEFAULT_SCHEDULE: tuple[float, ...] = (0.025, 0.05, 0.075, 0.10)
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -459,3 +467,87 @@ def select_orders(mode: SelectionMode, hsvs: Sequence[ArrayLike], *, rtol: float
     return tuple(
         min(max(1, min(int(r), s.size)), max(1, numerical_rank(s, rtol=rtol))) for r, s in zip(raw, arrays, strict=True)
     )
+
+
+# ---------------------------------------------------------------------------------------------- schedule
+def check_schedule(schedule: Sequence[int | float]) -> tuple[int | float, ...]:
+    """Validate a reduction schedule without knowing the run length.
+
+    Parameters
+    ----------
+    schedule
+        A non-empty sequence of attempt times: ints are step numbers (``>= 0``; step 0 reduces at
+        initialisation), floats are fractions of the training in ``(0, 1]``.
+
+    Returns
+    -------
+    tuple
+        The items.
+
+    Raises
+    ------
+    ValueError
+        For an empty schedule or an item that is not a step ``>= 0`` or a fraction in ``(0, 1]``.
+
+    Examples
+    --------
+    >>> check_schedule([0.025, 0.05, 100])
+    (0.025, 0.05, 100)
+    """
+    if isinstance(schedule, (str, bytes)) or not isinstance(schedule, Sequence) or len(schedule) == 0:
+        raise ValueError(f"schedule must be a non-empty list of steps (int) or fractions (float); got {schedule!r}")
+    for k, item in enumerate(schedule):
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            raise ValueError(f"schedule[{k}] must be an int step or a float fraction; got {item!r}")
+        if isinstance(item, numbers.Integral):
+            if int(item) < 0:
+                raise ValueError(f"schedule[{k}] = {item}: a step number must be >= 0")
+        elif not (math.isfinite(float(item)) and 0.0 < float(item) <= 1.0):
+            raise ValueError(f"schedule[{k}] = {item!r}: a fraction must be in (0, 1]")
+    return tuple(schedule)
+
+
+def resolve_schedule(total_steps: int, schedule: Sequence[int | float] | None = None) -> tuple[int, ...]:
+    r"""The attempt steps of a schedule for a run of ``total_steps`` steps, ascending.
+
+    A fraction ``f`` becomes step :math:`\lfloor f\cdot\text{total} + 1/2\rfloor` (half-up).
+
+    Parameters
+    ----------
+    total_steps
+        Number of training steps, ``>= 1``.
+    schedule
+        See :func:`check_schedule`; ``None`` for :data:`DEFAULT_SCHEDULE`.
+
+    Returns
+    -------
+    tuple of int
+        Distinct steps in ``[0, total_steps]``.
+
+    Raises
+    ------
+    ValueError
+        For an invalid schedule, a step beyond ``total_steps``, a fraction rounding to step 0, or
+        duplicate steps.
+
+    Examples
+    --------
+    >>> resolve_schedule(1000), resolve_schedule(300)
+    ((25, 50, 75, 100), (8, 15, 23, 30))
+    """
+    total = _positive_int("total_steps", total_steps)
+    items = check_schedule(DEFAULT_SCHEDULE if schedule is None else schedule)
+    steps = []
+    for k, item in enumerate(items):
+        if isinstance(item, numbers.Integral):
+            step = int(item)
+            if step > total:
+                raise ValueError(f"schedule[{k}] = {step} is not a step in [0, total_steps={total}]")
+        else:
+            step = math.floor(float(item) * total + 0.5)
+            if step < 1:
+                raise ValueError(f"schedule[{k}] = {item!r} of total_steps={total} rounds to step 0; use more steps")
+        steps.append(step)
+    if len(set(steps)) != len(steps):
+        raise ValueError(f"schedule resolves to duplicate steps {steps} (total_steps={total}); give distinct steps")
+    return tuple(sorted(steps))

@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from ssmred.selection import Pragmatic, SelectionMode, check_gate, check_mode  # noqa: E402
+from ssmred.selection import Pragmatic, SelectionMode, check_gate, check_mode, resolve_schedule  # noqa: E402
 from ssmred_torch._adapter import replace_parameter_, ssm_layers  # noqa: E402
 from ssmred_torch.optim import OptimizerPolicy, check_optimizer  # noqa: E402
 from ssmred_torch.reduce import reduce_model  # noqa: E402
@@ -142,35 +142,6 @@ def _snapshot_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[int, di
     return out
 
 
-def _resolve_schedule(total_steps: int, schedule: Sequence[int | float] | None) -> tuple[int, ...]:
-    items: Sequence[int | float] = (0.025, 0.05, 0.075, 0.10) if schedule is None else schedule
-    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or len(items) == 0:
-        raise ValueError(f"schedule must be a non-empty list of steps (int) or fractions (float); got {schedule!r}")
-    steps = []
-    for k, item in enumerate(items):
-        if isinstance(item, bool) or not isinstance(item, numbers.Real):
-            raise ValueError(f"schedule[{k}] must be an int step or a float fraction; got {item!r}")
-        if isinstance(item, numbers.Integral):
-            step = int(item)
-            if not 0 <= step <= total_steps:
-                raise ValueError(f"schedule[{k}] = {step} is not a step in [0, total_steps={total_steps}]")
-        else:
-            frac = float(item)
-            if not 0.0 < frac <= 1.0:
-                raise ValueError(f"schedule[{k}] = {item!r}: a fraction must be in (0, 1]")
-            step = math.floor(frac * total_steps + 0.5)
-            if step < 1:
-                raise ValueError(
-                    f"schedule[{k}] = {item!r} of total_steps={total_steps} rounds to step 0; use more steps"
-                )
-        steps.append(step)
-    if len(set(steps)) != len(steps):
-        raise ValueError(
-            f"schedule resolves to duplicate steps {steps} (total_steps={total_steps}); give distinct steps"
-        )
-    return tuple(sorted(steps))
-
-
 class CompreSSM:
     r"""In-training reduction controller for plain PyTorch (or Lightning-style) training loops.
 
@@ -243,7 +214,7 @@ class CompreSSM:
         check_optimizer(None, optimizer_policy)
         self.optimizer_policy: OptimizerPolicy = optimizer_policy
         self.max_condition = float(max_condition)
-        self._attempts = _resolve_schedule(self.total_steps, schedule)
+        self._attempts = resolve_schedule(self.total_steps, schedule)
         if isinstance(self.mode, Pragmatic):
             gaps = np.diff(self._attempts)
             gap = int(gaps[-1]) if gaps.size else max(1, math.floor(0.025 * self.total_steps + 0.5))

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ssmred.selection import Tolerance
+
 __all__ = ["main"]
 
 EXIT_CONFIG = 2
@@ -53,8 +55,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from ssmred_app.demo import DEMO_COLUMNS, demo_summary, run_demo
     from ssmred_app.report import format_table
 
-    if not 0.0 < args.tau < 1.0:  # fail before announcing a run folder
-        raise ConfigError(f"--tau: must lie in (0, 1) (discarded fraction of the HSV sum), got {args.tau}")
+    try:  # fail before announcing a run folder; the range is ssmred.selection's
+        Tolerance(args.tau)
+    except ValueError as exc:
+        raise ConfigError(f"--tau: {exc}") from exc
     out = Path(args.out) if args.out else _new_run_dir("demo-quick" if args.quick else "demo")
     _log(f"ssmred demo -> {out}")
     metrics = run_demo(

@@ -30,7 +30,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from ssmred_app.schema import Section, invalid_combination, invalid_value, validate_mapping, value_rule
+from ssmred.selection import Fraction, Pragmatic, Tolerance, check_gate, check_schedule
+from ssmred_app.schema import Section, invalid_combination, invalid_value, shared_rule, validate_mapping, value_rule
 
 __all__ = [
     "DATASETS",
@@ -78,22 +79,7 @@ def _check_state_sizes(d_state: int | list[int]) -> int | list[int]:
     return d_state
 
 
-def _check_schedule(schedule: list[int | float] | None) -> list[int | float] | None:
-    if schedule is None:
-        return None
-    problems = [] if schedule else ["must not be empty (omit it for the default)"]
-    for s in schedule:
-        if isinstance(s, float) and not 0 < s < 1:
-            problems.append(f"fractions must lie in (0, 1), got {s}")
-        elif isinstance(s, int) and s < 1:
-            problems.append(f"step numbers must be >= 1, got {s}")
-    if problems:
-        invalid_value(*problems)
-    return schedule
-
-
 _PositiveInt = Annotated[int, value_rule(lambda v: v >= 1, "must be >= 1, got {v}")]
-_OpenUnit = Annotated[float, value_rule(lambda v: 0 < v < 1, "must lie in (0, 1), got {v}")]
 _HalfOpenUnit = Annotated[float, value_rule(lambda v: 0 <= v < 1, "must lie in [0, 1), got {v}")]
 
 
@@ -228,7 +214,8 @@ class CompressionConfig(Section):
         ``fraction`` of the states), ``rank`` (reduce to ``rank``), ``pragmatic`` (cut ``fraction``,
         revert if validation accuracy drops by more than ``tolerance``).
     tau
-        Discarded fraction of the plain HSV sum, in (0, 1).
+        Discarded fraction of the plain HSV sum, in [0, 1) (applies per attempt: four attempts keep
+        about (1 - tau)^4 of the original sum).
     fraction
         Fraction of the states removed per attempt, in (0, 1).
     rank
@@ -236,26 +223,26 @@ class CompressionConfig(Section):
     rank_total
         Alternatively, a total state budget over all layers (shared by a common HSV-energy threshold).
     tolerance
-        Allowed absolute drop of validation accuracy in ``pragmatic`` mode.
+        Allowed absolute drop of validation accuracy in ``pragmatic`` mode (finite, >= 0).
     schedule
-        Attempt times: fractions of the total steps (floats < 1) or step numbers (ints); default
-        four attempts at 2.5, 5, 7.5 and 10 % of training.
+        Attempt times: fractions of the total steps (floats in (0, 1]) or step numbers (ints >= 0;
+        0 reduces at initialisation); default four attempts at 2.5, 5, 7.5 and 10 % of training.
     gate
-        Reduce a layer only when ``r < gate * n``.
+        Reduce a layer only when ``r < gate * n``, in (0, 1].
+
+    Every range here is the one of :mod:`ssmred.selection` (the same classes validate both).
     optimizer_policy
         Adam-moment surgery after a reduction: ``project``, ``slice`` or ``reset``.
     """
 
     mode: Literal["none", "tolerance", "fraction", "rank", "pragmatic"] = "none"
-    tau: Annotated[
-        float, value_rule(lambda v: 0 < v < 1, "must lie in (0, 1) (discarded fraction of the HSV sum), got {v}")
-    ] = 0.05
-    fraction: _OpenUnit = 0.1
+    tau: Annotated[float, shared_rule(Tolerance)] = 0.05
+    fraction: Annotated[float, shared_rule(Fraction)] = 0.1
     rank: int | list[int] | None = None
     rank_total: int | None = None
-    tolerance: _OpenUnit = 0.02
-    schedule: Annotated[list[int | float] | None, AfterValidator(_check_schedule)] = None
-    gate: Annotated[float, value_rule(lambda v: 0 < v <= 1, "must lie in (0, 1], got {v}")] = 0.95
+    tolerance: Annotated[float, shared_rule(lambda v: Pragmatic(0.5, v))] = 0.02
+    schedule: Annotated[list[int | float] | None, shared_rule(lambda v: v is None or check_schedule(v))] = None
+    gate: Annotated[float, shared_rule(check_gate)] = 0.95
     optimizer_policy: Literal["project", "slice", "reset"] = "project"
 
 
@@ -347,7 +334,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:
     Traceback (most recent call last):
     ...
     ssmred_app.config.ConfigError: invalid configuration:
-      - compression.tau: must lie in (0, 1) (discarded fraction of the HSV sum), got 1.5
+      - compression.tau: tau must be in [0, 1); got 1.5
     """
     cfg, problems = validate_mapping(RunConfig, raw)
     if cfg is None:

@@ -50,6 +50,30 @@ def invalid_combination(*problems: str) -> NoReturn:
     _fail(_RULE, problems)
 
 
+def shared_rule(check: Callable[[Any], Any]) -> AfterValidator:
+    """A field check by a validator shared with the libraries (e.g. ``ssmred.selection.Tolerance``).
+
+    Parameters
+    ----------
+    check
+        Called with the (type-checked) value; a ``ValueError`` it raises becomes the field's problem.
+
+    Returns
+    -------
+    pydantic.AfterValidator
+        The check.
+    """
+
+    def run(value: Any) -> Any:
+        try:
+            check(value)
+        except ValueError as exc:
+            _fail(_VALUE, [str(exc)])
+        return value
+
+    return AfterValidator(run)
+
+
 def value_rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
     """A check of one field's value, for ``Annotated[type, value_rule(...)]``.
 
@@ -75,9 +99,9 @@ def value_rule(ok: Callable[[Any], bool], message: str) -> AfterValidator:
 
 
 class Section(BaseModel):
-    """Base of the schema sections: strict types, unknown keys rejected, frozen."""
+    """Base of the schema sections: strict types, unknown keys rejected, floats finite, frozen."""
 
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)

@@ -137,8 +137,11 @@ BAD = [
     ("model: {d_sate: 8}\n", "model.d_sate: unknown key"),
     ("model: {d_state: 0}\n", "model.d_state: state sizes must be >= 1"),
     ("model: {n_layers: 2, d_state: [8, 8, 8]}\n", "3 sizes given for 2 layers"),
-    ("compression: {mode: tolerance, tau: 1.5}\n", "compression.tau: must lie in (0, 1)"),
-    ("compression: {mode: tolerance, tau: 0}\n", "compression.tau: must lie in (0, 1)"),
+    ("compression: {mode: tolerance, tau: 1.5}\n", "compression.tau: tau must be in [0, 1)"),
+    ("compression: {mode: tolerance, tau: -0.1}\n", "compression.tau: tau must be in [0, 1)"),
+    ("optim: {lr: .inf}\n", "optim.lr: "),
+    ("optim: {weight_decay: .inf}\n", "optim.weight_decay: "),
+    ("compression: {mode: pragmatic, tolerance: .nan}\n", "compression.tolerance: "),
     ("data: {name: npz, path: /nonexistent/file.npz}\n", "does not exist"),
     ("data: {name: imagenet}\n", "data.name"),
     ("optim: {epochs: many}\n", "optim.epochs: expected int"),
@@ -202,6 +205,6 @@ def test_demo_rejects_tau_before_creating_a_run(tmp_path: Path, capsys: pytest.C
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--tau", "1.5", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "--tau: must lie in (0, 1)" in err
+    assert "--tau: tau must be in [0, 1); got 1.5" in err
     assert "ssmred demo ->" not in err
     assert not out.exists()
