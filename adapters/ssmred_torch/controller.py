@@ -130,15 +130,19 @@ class _Snapshot:
     optimizer: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
+def _optimizer_params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
 def _snapshot_optimizer(optimizer: torch.optim.Optimizer | None) -> dict[int, dict[str, Any]]:
+    """Per-parameter optimizer state keyed by the parameter's position in ``param_groups`` (portable)."""
     if optimizer is None:
         return {}
     out: dict[int, dict[str, Any]] = {}
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            st = optimizer.state.get(p)
-            if st is not None:
-                out[id(p)] = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in st.items()}
+    for i, p in enumerate(_optimizer_params(optimizer)):
+        st = optimizer.state.get(p)
+        if st is not None:
+            out[i] = {k: (v.detach().clone() if isinstance(v, torch.Tensor) else v) for k, v in st.items()}
     return out
 
 
@@ -389,21 +393,30 @@ class CompreSSM:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
-        """Controller progress (served attempts and checks, stop flag) for resuming a run.
-
-        A pending pragmatic checkpoint is not included: a run resumed between a reduction and its
-        check keeps the reduction.
+        """Controller progress for resuming a run: served attempts and checks, stop flag, and a pending
+        pragmatic snapshot (model tensors and per-parameter optimizer state, by parameter position),
+        so a run resumed between a reduction and its check still checks and can still roll back.
 
         Returns
         -------
         dict
-            Plain Python values (safe for ``torch.load(weights_only=True)``).
+            Plain Python values and tensors (safe for ``torch.load(weights_only=True)``).
         """
+        snap = self._snapshot
         return {
             "attempt_steps": list(self._attempts),
             "done": sorted(self._done),
             "checks_done": sorted(self._checks_done),
             "stopped": self._stopped,
+            "snapshot": None
+            if snap is None
+            else {
+                "step": snap.step,
+                "scheduled_step": snap.scheduled_step,
+                "metric": snap.metric,
+                "model": dict(snap.model),
+                "optimizer": {int(k): dict(v) for k, v in snap.optimizer.items()},
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -426,7 +439,18 @@ class CompreSSM:
         self._done = {int(s) for s in state["done"]}
         self._checks_done = {int(s) for s in state["checks_done"]}
         self._stopped = bool(state["stopped"])
-        self._snapshot = None
+        snap = state.get("snapshot")
+        self._snapshot = (
+            None
+            if snap is None
+            else _Snapshot(
+                int(snap["step"]),
+                int(snap["scheduled_step"]),
+                float(snap["metric"]),
+                {k: v.clone() for k, v in snap["model"].items()},
+                {int(k): dict(v) for k, v in snap["optimizer"].items()},
+            )
+        )
 
 
 def _model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -446,12 +470,9 @@ def _restore(model: nn.Module, optimizer: torch.optim.Optimizer | None, snap: _S
         else:
             t.data = snap.model[name].clone()
     if optimizer is not None:
-        for group in optimizer.param_groups:
-            for p in group["params"]:
-                saved = snap.optimizer.get(id(p))
-                if saved is None:
-                    optimizer.state.pop(p, None)
-                else:
-                    optimizer.state[p] = {
-                        k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in saved.items()
-                    }
+        for i, p in enumerate(_optimizer_params(optimizer)):
+            saved = snap.optimizer.get(i)
+            if saved is None:
+                optimizer.state.pop(p, None)
+            else:
+                optimizer.state[p] = {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in saved.items()}

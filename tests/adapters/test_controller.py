@@ -210,3 +210,32 @@ def test_pragmatic_rollback_with_a_live_loss_graph_keeps_training(gen):
             assert model.state_sizes == [16, 16]
             assert ctl.stopped
     assert torch.isfinite(loss.detach())
+
+
+def test_pragmatic_snapshot_survives_a_checkpoint_between_reduction_and_check(gen, tmp_path):
+    """Issue 10 item 5: resumed between a reduction and its check, the check still runs and rolls back."""
+    from ssmred_torch import load, save
+
+    model, opt = _setup(gen)
+    ctl = CompreSSM(100, mode=pragmatic(0.25, 0.02), schedule=[2, 4])
+    _train_step(model, opt, gen)
+    _train_step(model, opt, gen)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt_before = {i: {k: v.clone() for k, v in opt.state[p].items()} for i, p in enumerate(model.parameters())}
+    assert ctl.step(2, model, opt, val_metric=0.9)
+    assert model.state_sizes == [12, 12]
+    _train_step(model, opt, gen)
+    save(tmp_path / "mid.pt", model, optimizer=opt, controller=ctl)  # "killed" here, before the check at 4
+    fresh = LRUModel(2, 4, 16, 2, 3)
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    fresh_ctl = CompreSSM(100, mode=pragmatic(0.25, 0.02), schedule=[2, 4])
+    load(tmp_path / "mid.pt", fresh, optimizer=fresh_opt, controller=fresh_ctl)
+    result = fresh_ctl.step(4, fresh, fresh_opt, val_metric=0.5)  # dropped: roll back, do not reduce again
+    assert [r.kind for r in result.records] == ["rollback"]
+    assert fresh.state_sizes == [16, 16]
+    assert fresh_ctl.stopped
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    for i, p in enumerate(fresh.parameters()):
+        for k, v in opt_before[i].items():
+            assert torch.equal(fresh_opt.state[p][k], v), (i, k)
