@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ssmred.selection import Tolerance
 from ssmred_app.config import ConfigError, load_config, parse_config
 from ssmred_app.models import layer_statespaces, load_model_file, save_model_file
 
@@ -86,6 +87,22 @@ def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 
     return lines
 
 
+def _check_output(source: Path, out: Path, *, force: bool) -> None:
+    """Refuse outputs that would destroy the input or a resumable run (see :func:`reduce_checkpoint`)."""
+    if out.is_dir():
+        raise ConfigError(f"-o {out}: is an existing folder; give a file name, e.g. {out / 'reduced.pt'}")
+    if force:
+        return
+    if out.exists() and source.exists() and out.resolve() == source.resolve():
+        raise ConfigError(f"-o {out}: is the input checkpoint; write elsewhere (or pass --force to overwrite it)")
+    parent = out.resolve().parent
+    if parent.name == "checkpoints" and any((parent / n).exists() for n in ("last.pt", "previous.pt")):
+        raise ConfigError(
+            f"-o {out}: is inside the run folder's checkpoints ({parent}); writing there can break resuming the "
+            "run: write elsewhere (or pass --force)"
+        )
+
+
 def reduce_checkpoint(
     checkpoint: str,
     output: str,
@@ -94,8 +111,13 @@ def reduce_checkpoint(
     rank: int | None = None,
     config: str | None = None,
     device: str = "auto",
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Balanced truncation of every LRU layer of a trained model; writes the reduced checkpoint + summary."""
+    """Balanced truncation of every LRU layer of a trained model; writes the reduced checkpoint + summary.
+
+    The output may not be the input file, an existing folder, or a file inside a run folder's
+    ``checkpoints/`` (a run could no longer resume) unless ``force``.
+    """
     import torch
     from ssmred_torch import from_statespace, to_statespace
 
@@ -104,10 +126,14 @@ def reduce_checkpoint(
     from ssmred_app.report import Doc, write_json, write_report
     from ssmred_app.trainer import resolve_device
 
-    if tau is not None and not 0 < tau < 1:
-        raise ConfigError(f"--tau: must lie in (0, 1), got {tau}")
+    if tau is not None:
+        try:
+            Tolerance(tau)
+        except ValueError as exc:
+            raise ConfigError(f"--tau: {exc}") from exc
     if rank is not None and rank < 1:
         raise ConfigError(f"--rank: must be >= 1, got {rank}")
+    _check_output(Path(checkpoint), Path(output), force=force)
     model, cfg_dict = load_model_file(checkpoint)
     if config is not None:
         cfg = load_config(config)

@@ -88,7 +88,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = with_sections(cfg, out=None)
     _log(f"ssmred train {cfg.name} -> {out}")
     trainer = Trainer(cfg, out, progress=not args.no_progress, log=_log)
-    res = trainer.run(resume=not args.no_resume)
+    res = trainer.run(resume=not args.no_resume, force=args.force)
     metrics = {"kind": "train", "data": trainer.data.describe(), "run": res.to_dict(), "environment": environment()}
     write_json(metrics, out / "metrics.json")
     doc = Doc(f"ssmred train: {cfg.name}")
@@ -185,7 +185,13 @@ def _cmd_reduce(args: argparse.Namespace) -> int:
     from ssmred_app.analysis import reduce_checkpoint
 
     info = reduce_checkpoint(
-        args.checkpoint, args.output, tau=args.tau, rank=args.rank, config=args.config, device=args.device or "auto"
+        args.checkpoint,
+        args.output,
+        tau=args.tau,
+        rank=args.rank,
+        config=args.config,
+        device=args.device or "auto",
+        force=args.force,
     )
     for line in info["lines"]:
         print(line)
@@ -238,7 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="overrides, e.g. optim.epochs=5")
     t.add_argument("--out", help="run folder (default: config 'out' or a new folder under runs/)")
     t.add_argument("--device", help="override the config's device (auto, cpu, cuda, cuda:N)")
-    t.add_argument("--no-resume", action="store_true", help="start from scratch even if a checkpoint exists")
+    t.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start from an empty run folder (a folder holding an earlier run is refused without --force)",
+    )
+    t.add_argument("--force", action="store_true", help="with --no-resume: delete an earlier run in the folder first")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
     t.set_defaults(func=_cmd_train)
 
@@ -284,11 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("checkpoint", help="checkpoint or state-dict file")
     g = r.add_mutually_exclusive_group(required=True)
-    g.add_argument("--tau", type=float, help="discarded fraction of the HSV sum, in (0, 1)")
+    g.add_argument("--tau", type=float, help="discarded fraction of the HSV sum, in [0, 1)")
     g.add_argument("--rank", type=int, help="reduced order of every layer")
     r.add_argument("-o", "--output", required=True, help="output checkpoint file")
     r.add_argument("--config", help="YAML config naming the data set (needed for a plain state dict)")
     r.add_argument("--device", help="device for the accuracy evaluation")
+    r.add_argument("--force", action="store_true", help="allow writing over the input or into a run's checkpoints")
     r.set_defaults(func=_cmd_reduce)
     return p
 
@@ -323,8 +335,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        Exit status: 0 on success, 2 for a configuration / input problem or a missing dependency,
-        130 when interrupted.
+        Exit status: 0 on success, 2 for a configuration / input / data / checkpoint problem or a
+        missing dependency, 3 when training diverged (NaN/inf), 130 when interrupted (SIGINT or
+        SIGTERM; the state at the last step is saved).
     """
     parser = build_parser()
     args = parser.parse_args(argv)  # --help and usage errors end here, before any heavy import
@@ -334,12 +347,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     from ssmred.errors import BackendUnavailableError
     from ssmred_app.config import ConfigError
+    from ssmred_app.errors import RunError
 
     try:
         return int(args.func(args))
-    except ConfigError as exc:
+    except (ConfigError, RunError) as exc:
         print(f"ssmred {args.command}: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return getattr(exc, "exit_code", EXIT_CONFIG)
     except (BackendUnavailableError, FileNotFoundError) as exc:
         print(f"ssmred {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from ssmred_app.config import CompressionConfig, ConfigError, ModelConfig
+from ssmred_app.config import CompressionConfig, ConfigError
 from ssmred_app.report import pct
 
 __all__ = [
     "build_controller",
-    "controller_state",
     "controller_step",
     "describe_event",
     "is_attempt",
-    "load_controller_state",
 ]
 
 
-def build_controller(c: CompressionConfig, m: ModelConfig, total_steps: int) -> Any:
+def build_controller(c: CompressionConfig, total_steps: int) -> Any:
     """The ``CompreSSM`` controller of a configuration (``None`` for mode ``none``)."""
     if c.mode == "none":
         return None
@@ -44,7 +42,7 @@ def build_controller(c: CompressionConfig, m: ModelConfig, total_steps: int) -> 
 
 def is_attempt(controller: Any, step: int) -> bool:
     """Whether the controller acts at ``step`` (a scheduled attempt or a pragmatic check)."""
-    if controller.finished:
+    if controller is None or controller.finished:
         return False
     return step in controller.attempt_steps or step in controller.check_steps
 
@@ -77,19 +75,8 @@ def describe_event(event: Any) -> dict[str, Any]:
                     "r_applied": lr.n_after,
                     "status": lr.status,
                     "bound": lr.error_bound,
-                    "hsv": [float(x) for x in lr.hsv],
+                    "hsv": lr.hsv.tolist(),
                     "message": lr.message,
                 }
             )
     return {"kind": "+".join(kinds), "layers": layers, "note": "; ".join(notes)}
-
-
-def controller_state(controller: Any) -> Any:
-    """Resumable state of the controller (plain data)."""
-    return None if controller is None else controller.state_dict()
-
-
-def load_controller_state(controller: Any, state: Any) -> None:
-    """Restore :func:`controller_state`."""
-    if controller is not None and state is not None:
-        controller.load_state_dict(state)

@@ -109,6 +109,13 @@ class DataConfig(Section):
         Fractions of the samples held out for validation and test.
     split_seed
         Seed of the split (and of the generators); the data do not change with the training seed.
+    n_classes
+        Number of classes; labels must lie in ``[0, n_classes)``. Default: inferred as the largest label
+        + 1, refused when that exceeds 1000 or when fewer than half of the classes occur (give it
+        explicitly for such label sets).
+    vocab_size
+        Token vocabulary of an ``npz`` token data set; ids must lie in ``[0, vocab_size)``. Default:
+        the largest id + 1, refused above 65536 (give it explicitly).
     """
 
     name: DatasetName = "digits"
@@ -117,7 +124,9 @@ class DataConfig(Section):
     seq_len: Annotated[int | None, value_rule(lambda v: v is None or v >= 8, "must be >= 8, got {v}")] = None
     val_fraction: Annotated[float, value_rule(lambda v: 0 < v < 0.5, "must lie in (0, 0.5), got {v}")] = 0.15
     test_fraction: Annotated[float, value_rule(lambda v: 0 <= v < 0.5, "must lie in [0, 0.5), got {v}")] = 0.2
-    split_seed: int = 0
+    split_seed: Annotated[int, value_rule(lambda v: v >= 0, "must be >= 0, got {v}")] = 0
+    n_classes: Annotated[int | None, value_rule(lambda v: v is None or v >= 2, "must be >= 2, got {v}")] = None
+    vocab_size: Annotated[int | None, value_rule(lambda v: v is None or v >= 2, "must be >= 2, got {v}")] = None
 
     @model_validator(mode="after")
     def _path_fits_name(self) -> DataConfig:
@@ -192,6 +201,9 @@ class OptimConfig(Section):
         Gradient-norm clip (``null`` for none).
     eval_batch_size
         Batch size for evaluation.
+    checkpoint_every
+        Also write a resumable state every this many steps inside an epoch (0: only at epoch ends and
+        on an interrupt; a ``kill -9`` then loses at most the partial epoch).
     """
 
     epochs: _PositiveInt = 30
@@ -202,6 +214,7 @@ class OptimConfig(Section):
     warmup_fraction: _HalfOpenUnit = 0.1
     grad_clip: Annotated[float | None, value_rule(lambda v: v is None or v > 0, "must be > 0 or null, got {v}")] = 1.0
     eval_batch_size: _PositiveInt = 1024
+    checkpoint_every: Annotated[int, value_rule(lambda v: v >= 0, "must be >= 0, got {v}")] = 0
 
 
 class CompressionConfig(Section):
@@ -268,7 +281,7 @@ class RunConfig(Section):
     """
 
     name: str = "run"
-    seed: int = 0
+    seed: Annotated[int, value_rule(lambda v: v >= 0, "must be >= 0, got {v}")] = 0
     device: Annotated[
         str,
         value_rule(
@@ -342,12 +355,32 @@ def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:
     return cfg
 
 
+_FLOAT_1_2 = (
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
 def _yaml() -> Any:
     try:
         import yaml
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ConfigError("reading YAML configs needs pyyaml. Install it with: pip install 'ssmred[data]'") from exc
     return yaml
+
+
+def _loader() -> Any:
+    """A safe YAML loader that reads ``1e-3`` as a float (YAML 1.2; PyYAML's 1.1 rules make it a string)."""
+    import re
+
+    yaml = _yaml()
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_FLOAT_1_2), list("-+0123456789."))
+    return Loader
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -387,7 +420,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a section")
-        node[parts[-1]] = yaml.safe_load(value)
+        node[parts[-1]] = yaml.load(value, Loader=_loader())
     return out
 
 
@@ -398,11 +431,13 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file {str(p)!r} does not exist")
     try:
-        raw = yaml.safe_load(p.read_text())
+        raw = yaml.load(p.read_text(), Loader=_loader())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: not valid YAML ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not a text file ({exc})") from exc
     if raw is None:
-        return {}
+        raise ConfigError(f"{p}: is empty; a config needs at least one section (see configs/*.yaml)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     return raw

@@ -36,8 +36,22 @@ import numpy as np
 
 from ssmred.errors import BackendUnavailableError
 from ssmred_app.config import DATASETS, DataConfig
+from ssmred_app.errors import DataError
 
-__all__ = ["DATASETS", "DataConfig", "SequenceData", "load_dataset", "make_listops"]
+__all__ = [
+    "DATASETS",
+    "MAX_INFERRED_CLASSES",
+    "MAX_INFERRED_VOCAB",
+    "DataConfig",
+    "SequenceData",
+    "load_dataset",
+    "make_listops",
+]
+
+#: largest class count inferred from the labels (above it, give data.n_classes)
+MAX_INFERRED_CLASSES = 1000
+#: largest token vocabulary inferred from the ids (above it, give data.vocab_size)
+MAX_INFERRED_VOCAB = 65536
 
 
 # ListOps vocabulary: 0 = padding, 1..10 = digits 0..9, then operators and the closing bracket.
@@ -77,6 +91,8 @@ class SequenceData:
         Number of classes.
     name
         Data set name.
+    warnings
+        Things worth knowing that do not stop a run (e.g. test classes never seen in training).
     """
 
     X_train: np.ndarray
@@ -89,6 +105,7 @@ class SequenceData:
     d_input: int
     n_classes: int
     name: str
+    warnings: tuple[str, ...] = ()
 
     @property
     def seq_len(self) -> int:
@@ -113,7 +130,7 @@ def _split(
     n_test = 0 if test is not None else round(cfg.test_fraction * n)
     n_val = max(1, round(cfg.val_fraction * n))
     if n - n_test - n_val < 1:
-        raise ValueError(f"data set {cfg.name!r} has {n} samples: too few for the requested val/test fractions")
+        raise DataError(f"data set {cfg.name!r} has {n} samples: too few for the requested val/test fractions")
     te, va, tr = idx[:n_test], idx[n_test : n_test + n_val], idx[n_test + n_val :]
     X_test, y_test = (X[te], y[te]) if test is None else test
     return X[tr], y[tr], X[va], y[va], X_test, y_test
@@ -215,15 +232,20 @@ def make_listops(
 
 def _npz(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None, str]:
     if cfg.path is None:
-        raise ValueError("data.name 'npz' needs data.path (an .npz file with arrays X and y)")
+        raise DataError("data.name 'npz' needs data.path (an .npz file with arrays X and y)")
     path = Path(cfg.path)
     if not path.is_file():
-        raise FileNotFoundError(f"data.path {str(path)!r} does not exist")
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
+        raise DataError(f"data.path {str(path)!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except Exception as exc:  # not an npz, damaged, object arrays (pickle refused), ...
+        raise DataError(f"{path}: not a readable .npz file of plain arrays ({type(exc).__name__}: {exc})") from exc
     for key in ("X", "y"):
         if key not in arrays:
-            raise ValueError(f"{path}: missing array {key!r} (found {sorted(arrays)})")
+            raise DataError(f"{path}: missing array {key!r} (found {sorted(arrays)})")
+    if ("X_test" in arrays) != ("y_test" in arrays):
+        raise DataError(f"{path}: give both X_test and y_test, or neither (found {sorted(arrays)})")
     X, y = _check_xy(arrays["X"], arrays["y"], str(path))
     test = None
     if "X_test" in arrays or "y_test" in arrays:
@@ -233,28 +255,60 @@ def _npz(cfg: DataConfig) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.
 
 
 def _check_xy(X: np.ndarray, y: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    if X.size == 0 or len(X) == 0:
+        raise DataError(f"{where}: X is empty (shape {X.shape})")
     if np.issubdtype(X.dtype, np.integer):
         if X.ndim != 2:
-            raise ValueError(f"{where}: integer token ids X must have shape (N, L), got {X.shape}")
+            raise DataError(f"{where}: integer token ids X must have shape (N, L), got {X.shape}")
         if X.min() < 0:
-            raise ValueError(f"{where}: token ids must be >= 0")
+            raise DataError(f"{where}: token ids must be >= 0, got {X.min()}")
         X = X.astype(np.int64)
     elif np.issubdtype(X.dtype, np.floating):
         if X.ndim == 2:
             X = X[:, :, None]
         if X.ndim != 3:
-            raise ValueError(f"{where}: float X must have shape (N, L, d) or (N, L), got {X.shape}")
+            raise DataError(f"{where}: float X must have shape (N, L, d) or (N, L), got {X.shape}")
         if not np.isfinite(X).all():
-            raise ValueError(f"{where}: X contains non-finite values")
+            bad = int(np.count_nonzero(~np.isfinite(X)))
+            raise DataError(f"{where}: X contains {bad} non-finite value(s) (NaN/inf); clean or impute them first")
         X = X.astype(np.float32)
     else:
-        raise ValueError(f"{where}: X must hold floats or integer token ids, got dtype {X.dtype}")
+        raise DataError(f"{where}: X must hold floats or integer token ids, got dtype {X.dtype}")
     y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(X) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise ValueError(
-            f"{where}: y must be non-negative integer labels of shape ({len(X)},), got {y.dtype} {y.shape}"
-        )
+    if y.ndim != 1 or len(y) != len(X) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise DataError(f"{where}: y must be non-negative integer labels of shape ({len(X)},), got {y.dtype} {y.shape}")
     return X, y.astype(np.int64)
+
+
+def _class_count(cfg: DataConfig, y_all: np.ndarray) -> int:
+    """``data.n_classes`` checked against the labels, or inferred with the documented sanity rules."""
+    top = int(y_all.max()) + 1
+    if cfg.n_classes is not None:
+        if top > cfg.n_classes:
+            raise DataError(f"labels must lie in [0, data.n_classes={cfg.n_classes}); found label {top - 1}")
+        return int(cfg.n_classes)
+    present = len(np.unique(y_all))
+    if top > MAX_INFERRED_CLASSES or present < top / 2:
+        raise DataError(
+            f"the labels imply {top} classes (largest label {top - 1}) but only {present} distinct labels occur: "
+            f"refusing to build a {top}-way classifier from a sparse label set (inferred class counts must be <= "
+            f"{MAX_INFERRED_CLASSES} with at least half of the classes present); relabel to 0..K-1 or set "
+            "data.n_classes"
+        )
+    return top
+
+
+def _vocabulary(cfg: DataConfig, top_id: int) -> int:
+    if cfg.vocab_size is not None:
+        if top_id >= cfg.vocab_size:
+            raise DataError(f"token ids must lie in [0, data.vocab_size={cfg.vocab_size}); found id {top_id}")
+        return int(cfg.vocab_size)
+    if top_id + 1 > MAX_INFERRED_VOCAB:
+        raise DataError(
+            f"the token ids imply a vocabulary of {top_id + 1} (largest id {top_id}), above the {MAX_INFERRED_VOCAB} "
+            "inferred at most: remap the ids or set data.vocab_size"
+        )
+    return top_id + 1
 
 
 def load_dataset(cfg: DataConfig) -> SequenceData:
@@ -274,8 +328,10 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
     ------
     BackendUnavailableError
         When scikit-learn or mnist1d is missing (names the ``data`` extra).
-    ValueError, FileNotFoundError
-        For an unknown name, a missing or malformed ``.npz`` file, or too few samples.
+    DataError
+        For a missing or malformed ``.npz`` file (missing keys, wrong shapes or dtypes, empty or
+        non-finite arrays), labels or token ids outside their range or implausibly sparse, or too
+        few samples.
 
     Examples
     --------
@@ -297,13 +353,25 @@ def load_dataset(cfg: DataConfig) -> SequenceData:
         X, y, test, kind = _npz(cfg)
         X, y = _subsample(X, y, cfg)
     else:
-        raise ValueError(f"unknown data set {cfg.name!r}; choose one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown data set {cfg.name!r}; choose one of {', '.join(DATASETS)}")
+    if test is not None and test[0].dtype != X.dtype:
+        raise DataError(f"X_test holds {test[0].dtype} but X holds {X.dtype}: both token ids or both features")
     X_tr, y_tr, X_va, y_va, X_te, y_te = _split(X, y, cfg, test=test)
     if kind == "tokens":
-        d_input = LISTOPS_VOCAB if cfg.name == "listops" else int(max(X.max(), X_te.max())) + 1
+        if cfg.name == "listops":
+            d_input = LISTOPS_VOCAB
+        else:
+            d_input = _vocabulary(cfg, int(max(X.max(), X_te.max())))
     else:
         d_input = int(X.shape[2])
-        if X_te.shape[1:] != X.shape[1:]:
-            raise ValueError(f"test arrays have shape {X_te.shape[1:]} per sample, expected {X.shape[1:]}")
-    n_classes = int(max(y.max(), y_te.max())) + 1
-    return SequenceData(X_tr, y_tr, X_va, y_va, X_te, y_te, kind, d_input, n_classes, cfg.name)  # type: ignore[arg-type]
+    if X_te.shape[1:] != X.shape[1:]:
+        raise DataError(f"test arrays have shape {X_te.shape[1:]} per sample, expected {X.shape[1:]}")
+    n_classes = _class_count(cfg, np.concatenate([y, y_te]))
+    unseen = sorted(set(np.unique(y_te).tolist()) - set(np.unique(y_tr).tolist()))
+    notes = ()
+    if unseen:
+        notes = (
+            f"test labels {unseen[:10]}{' ...' if len(unseen) > 10 else ''} never occur in the training split: "
+            "the test accuracy on them can only be 0",
+        )
+    return SequenceData(X_tr, y_tr, X_va, y_va, X_te, y_te, kind, d_input, n_classes, cfg.name, notes)  # type: ignore[arg-type]

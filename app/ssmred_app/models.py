@@ -1,8 +1,8 @@
 """Model construction and model files: the glue between run configurations and the PyTorch adapter.
 
 ``build_model`` makes the ``LRUModel`` of a configuration, ``param_groups`` splits its parameters for
-the optimizer (SPEC §6), and ``load_model_file`` / ``save_model_file`` read and write the model files
-of ``ssmred`` (format ``ssmred-model``), plain state dicts and the adapter's own checkpoints.
+the optimizer (SPEC §6), and ``load_model_file`` / ``save_model_file`` read and write model files in
+the one checkpoint format of :mod:`ssmred_torch.checkpoint` (and read plain state dicts).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from ssmred_app.config import ConfigError, ModelConfig
 from ssmred_app.data import SequenceData
 
 __all__ = [
-    "atomic_save",
     "build_model",
     "layer_statespaces",
     "load_model_file",
@@ -107,7 +106,7 @@ def _infer_meta(sd: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tuple[Any, dict[str, Any] | None]:
-    """Load an ``LRUModel`` from an ssmred checkpoint or a plain state dict.
+    """Load a model from an ssmred checkpoint (run state or model file) or a plain state dict.
 
     Parameters
     ----------
@@ -129,20 +128,29 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
     FileNotFoundError
         If the file does not exist.
     ConfigError
-        If the file holds no recognisable model.
+        If the file is damaged, holds non-finite values or no recognisable model.
     """
     import torch
-    from ssmred_torch import LRUModel
+    from ssmred_torch import CheckpointError, LRUModel, nonfinite_entries, read_checkpoint, verify_archive
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     try:
+        verify_archive(p)
         obj = torch.load(p, map_location="cpu", weights_only=True)
+    except CheckpointError as exc:
+        raise ConfigError(str(exc)) from exc
     except Exception as exc:
-        raise ConfigError(f"{p}: not a torch checkpoint ({exc})") from exc
+        raise ConfigError(f"{p}: not a torch checkpoint ({type(exc).__name__}: {exc})") from exc
     config = None
-    if isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ssmred"):
+    if isinstance(obj, Mapping) and obj.get("format") == "ssmred":
+        try:
+            payload = read_checkpoint(p, map_location="cpu")
+        except CheckpointError as exc:
+            raise ConfigError(str(exc)) from exc
+        sd, config = payload["model"], (payload["extra"] or {}).get("config")
+    elif isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ssmred"):  # files of ssmred <= 0.1
         sd, config = obj["model"], obj.get("config")
     elif isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         sd = obj["state_dict"]
@@ -150,6 +158,9 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
         sd = obj
     else:
         raise ConfigError(f"{p}: expected a state dict, got {type(obj).__name__}")
+    bad = nonfinite_entries(dict(sd))
+    if bad:
+        raise ConfigError(f"{p}: the model holds non-finite values (NaN/inf) in {', '.join(bad[:4])}")
     sd = {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in sd.items()}
     sd = {k.replace(".lru.", ".ssm.") if k.startswith("blocks.") else k: v for k, v in sd.items()}  # older files
     meta = _infer_meta(sd)
@@ -161,44 +172,25 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
     return model.to(device).eval(), config
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file, then rename it: a reader never sees half a file."""
-    import torch
-
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def save_model_file(
     path: str | os.PathLike[str], model: Any, *, config: Mapping[str, Any] | None, **extra: Any
 ) -> None:
-    """Write a model file (format ``ssmred-model``) that :func:`load_model_file` reads.
+    """Write a model file (the one ssmred checkpoint format, no optimizer) that :func:`load_model_file` reads.
 
     Parameters
     ----------
     path
         The file (written atomically).
     model
-        The ``LRUModel``.
+        The model.
     config
         The run configuration as plain data (``None`` when unknown).
     **extra
         Further entries (``epoch``, ``reduced_from``).
     """
-    atomic_save(
-        {
-            "format": "ssmred-model",
-            "version": 1,
-            "config": config,
-            "state_sizes": state_sizes(model),
-            "model_meta": model_meta(model),
-            "model": model.state_dict(),
-            **extra,
-        },
-        path,
-    )
+    from ssmred_torch import save
+
+    save(path, model, extra={"kind": "model", "config": config, "model_meta": model_meta(model), **extra})
 
 
 def layer_statespaces(model: Any) -> list[Any]:

@@ -6,9 +6,12 @@ over the first ``warmup_fraction`` of the steps and cosine decay after it. When 
 :class:`ssmred_torch.CompreSSM` controller is called after every optimizer step; the validation
 accuracy is measured right before and right after every reduction attempt and logged.
 
-Checkpoints are written atomically at the end of every epoch (``checkpoints/last.pt``); a run started
-again with the same output folder resumes from it. An interrupt (Ctrl-C) stops at the current step,
-keeps the last completed epoch's checkpoint and re-raises.
+Resumable states are written at the end of every epoch, every ``optim.checkpoint_every`` steps when
+set, and when the run is interrupted (SIGINT or SIGTERM: the step in progress is finished and saved
+first); a run started again with the same folder resumes from the newest intact one and reproduces the
+uninterrupted run exactly on CPU (same losses, same weights). A non-finite loss or gradient stops the
+run (:class:`~ssmred_app.errors.TrainingDiverged`) before anything non-finite is saved. One process at
+a time trains into a folder (:class:`~ssmred_app.runstate.RunLock`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,18 +31,13 @@ from typing import Any
 
 import numpy as np
 
-from ssmred_app.compression import (
-    build_controller,
-    controller_state,
-    controller_step,
-    describe_event,
-    is_attempt,
-    load_controller_state,
-)
+from ssmred_app.compression import build_controller, controller_step, describe_event, is_attempt
 from ssmred_app.config import ConfigError, RunConfig, config_to_dict, same_config
 from ssmred_app.data import SequenceData, load_dataset
-from ssmred_app.models import atomic_save, build_model, model_meta, param_groups, save_model_file, state_sizes
+from ssmred_app.errors import RunError, TrainingDiverged
+from ssmred_app.models import build_model, model_meta, param_groups, save_model_file, state_sizes
 from ssmred_app.report import pct
+from ssmred_app.runstate import RunLock, clear_run_folder, read_run_state, run_folder_has_state, save_run_state
 
 __all__ = ["RunResult", "Trainer", "environment", "lr_lambda", "resolve_device", "train_run"]
 
@@ -152,14 +152,14 @@ def lr_lambda(total_steps: int, warmup_fraction: float) -> Callable[[int], float
 
 
 class Trainer:
-    """Train one LRU classifier on one data set with optional CompreSSM reduction.
+    """Train one classifier on one data set with optional CompreSSM reduction, resumably.
 
     Parameters
     ----------
     cfg
         The validated run configuration.
     out
-        Run folder (checkpoints under ``out/checkpoints``).
+        Run folder (see :mod:`ssmred_app.runstate` for what it holds).
     data
         Pre-loaded data (default: loaded from ``cfg.data``).
     progress
@@ -190,6 +190,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.data = data if data is not None else load_dataset(cfg.data)
         d = self.data
+        for note in d.warnings:
+            self.log(f"[{cfg.name}] warning: {note}")
         self.tensors = {
             split: (
                 torch.as_tensor(getattr(d, f"X_{split}")).to(self.device),
@@ -201,17 +203,15 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, d).to(self.device)
-        self.optimizer = self._make_optimizer()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(self.total_steps, cfg.optim.warmup_fraction)
-        )
-        self.controller = build_controller(cfg.compression, cfg.model, self.total_steps)
+        self.optimizer, self.scheduler = self._make_optimizer()
+        self.controller = build_controller(cfg.compression, self.total_steps)
         self.result = RunResult(name=cfg.name, config=config_to_dict(cfg), total_steps=self.total_steps)
         self.result.device = self.device
         self.result.initial_dims = state_sizes(self.model)
         self.result.dims_trace.append([0, list(self.result.initial_dims)])
-        self.start_epoch = 0
-        self.step = 0
+        self.epoch, self.batch, self.step = 0, 0, 0  # position: batches done in the current epoch
+        self._epoch_stats = {"loss_sum": 0.0, "correct": 0, "seen": 0}
+        self._stop_signal: int | None = None
 
     # -- pieces ------------------------------------------------------------------------------------
     def log(self, msg: str) -> None:
@@ -223,7 +223,8 @@ class Trainer:
         else:
             self._log(msg)
 
-    def _make_optimizer(self) -> Any:
+    def _make_optimizer(self) -> tuple[Any, Any]:
+        """AdamW with the SPEC §6 groups and its warm-up/cosine scheduler (built before any state is loaded)."""
         o = self.cfg.optim
         ssm, decay, no_decay = param_groups(self.model)
         groups = [
@@ -231,7 +232,9 @@ class Trainer:
             {"params": decay, "lr": o.lr, "weight_decay": o.weight_decay, "name": "decay"},
             {"params": no_decay, "lr": o.lr, "weight_decay": 0.0, "name": "no_decay"},
         ]
-        return self.torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr)
+        optimizer = self.torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr)
+        scheduler = self.torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(self.total_steps, o.warmup_fraction))
+        return optimizer, scheduler
 
     def evaluate(self, split: str) -> float:
         """Accuracy on ``split`` (``train``, ``val`` or ``test``)."""
@@ -249,71 +252,67 @@ class Trainer:
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self) -> Path:
-        """The resumable checkpoint of the last completed epoch."""
+        """The newest resumable state."""
         return self.ckpt_dir / "last.pt"
 
-    def save_checkpoint(self, epoch: int) -> None:
-        """Write ``checkpoints/last.pt`` (and ``epoch_NNN.pt`` model weights) atomically."""
-        self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        state = {
-            "format": "ssmred-run",
-            "version": 1,
+    def save_checkpoint(self) -> None:
+        """Write the resumable state at the current position (see :mod:`ssmred_app.runstate`)."""
+        extra = {
+            "kind": "run",
             "config": self.result.config,
-            "state_sizes": state_sizes(self.model),
-            "model": self.model.state_dict(),
             "model_meta": model_meta(self.model),
-            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "controller": controller_state(self.controller),
-            "epoch": epoch,
+            "epoch": self.epoch,
+            "batch": self.batch,
             "step": self.step,
+            "epoch_stats": dict(self._epoch_stats),
             "result": json.dumps(self.result.to_dict()),
             "torch_rng": self.torch.get_rng_state(),
         }
-        atomic_save(state, self.checkpoint_path())
-        save_model_file(self.ckpt_dir / f"epoch_{epoch:03d}.pt", self.model, config=self.result.config, epoch=epoch)
+        save_run_state(self.ckpt_dir, self.model, optimizer=self.optimizer, controller=self.controller, extra=extra)
 
     def try_resume(self) -> bool:
-        """Resume from ``checkpoints/last.pt`` when it exists; return whether it did."""
-        path = self.checkpoint_path()
-        if not path.is_file():
+        """Resume from the newest intact state in ``checkpoints/`` when there is one; return whether it did."""
+        found = read_run_state(self.ckpt_dir, map_location=self.device, log=self.log)
+        if found is None:
             return False
-        torch = self.torch
-        state = torch.load(path, map_location=self.device, weights_only=True)
-        if not same_config(state.get("config"), self.cfg):
+        path, payload = found
+        extra = payload["extra"]
+        if not same_config(extra.get("config"), self.cfg):
             raise ConfigError(
                 f"{self.out}: holds a checkpoint of a different configuration; "
-                "choose another --out or delete the folder"
+                "choose another --out, or start over with --no-resume --force"
             )
-        self.model = build_model(self.cfg.model, self.data, state_sizes=state["state_sizes"]).to(self.device)
-        self.model.load_state_dict(state["model"])
-        self.optimizer = self._make_optimizer()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lr_lambda(self.total_steps, self.cfg.optim.warmup_fraction)
-        )
-        self.scheduler.load_state_dict(state["scheduler"])
-        load_controller_state(self.controller, state["controller"])
-        self.start_epoch = int(state["epoch"])
-        self.step = int(state["step"])
-        restored = json.loads(state["result"])
+        from ssmred_torch import load
+
+        sizes = [max(v) for v in payload["state_sizes"].values()]
+        self.model = build_model(self.cfg.model, self.data, state_sizes=sizes).to(self.device)
+        # the scheduler is built before the optimizer state is loaded: LambdaLR's constructor resets every
+        # group's lr to its step-0 value, which a later optimizer.load_state_dict then overwrites correctly
+        self.optimizer, self.scheduler = self._make_optimizer()
+        load(payload, self.model, optimizer=self.optimizer, controller=self.controller)
+        self.scheduler.load_state_dict(extra["scheduler"])
+        self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
+        self._epoch_stats = dict(extra["epoch_stats"])
+        restored = json.loads(extra["result"])
         restored.pop("mean_final_dim", None)
         self.result = RunResult(**restored)
         self.result.config = config_to_dict(self.cfg)
-        torch.set_rng_state(state["torch_rng"].cpu())
-        self.log(f"[{self.cfg.name}] resumed from {path} (epoch {self.start_epoch}, step {self.step})")
+        self.torch.set_rng_state(extra["torch_rng"].cpu())
+        self.log(
+            f"[{self.cfg.name}] resumed from {path} at step {self.step} (epoch {self.epoch + 1}, "
+            f"{self.batch} of {self.steps_per_epoch} steps done)"
+        )
         return True
 
     # -- the loop ----------------------------------------------------------------------------------
     def _reduce(self, step: int) -> tuple[float, float]:
         """Run the controller at ``step``; log a reduction attempt; return (wall, CPU) seconds spent."""
-        attempt = self.controller is not None and is_attempt(self.controller, step)
+        attempt = is_attempt(self.controller, step)
         acc_before = self.evaluate("val") if attempt else None
         t0, c0 = time.perf_counter(), time.process_time()
         dims_before = state_sizes(self.model)
-        event = controller_step(
-            self.controller, step, self.model, self.optimizer, acc_before if acc_before is not None else None
-        )
+        event = controller_step(self.controller, step, self.model, self.optimizer, acc_before)
         spent, spent_cpu = time.perf_counter() - t0, time.process_time() - c0
         if event is None and not attempt:
             return spent, spent_cpu
@@ -341,90 +340,162 @@ class Trainer:
         )
         return spent, spent_cpu
 
+    def _diverged(self, what: str) -> TrainingDiverged:
+        kept = self.checkpoint_path() if self.checkpoint_path().exists() else None
+        where = f"; the last good state is kept in {kept}" if kept else "; no checkpoint was written"
+        return TrainingDiverged(
+            f"[{self.cfg.name}] {what} at step {self.step + 1} (epoch {self.epoch + 1}): training stopped{where}. "
+            "Lower optim.lr, enable optim.grad_clip, or check the data"
+        )
+
+    def _train_step(self, xb: Any, yb: Any) -> tuple[float, int]:
+        """One optimizer step; returns (loss, correct). Refuses to step on a non-finite loss or gradient."""
+        torch, cfg = self.torch, self.cfg
+        logits = self.model(xb)
+        loss = torch.nn.functional.cross_entropy(logits, yb)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            raise self._diverged(f"the loss became {loss_value}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.grad_clip is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip))
+            if not math.isfinite(norm):
+                raise self._diverged(f"the gradient norm became {norm}")
+        self.optimizer.step()
+        self.scheduler.step()
+        correct = int((logits.argmax(-1) == yb).sum())
+        # drop the graph before the controller may resize parameters (see ssmred_torch.replace_parameter_)
+        del logits, loss
+        return loss_value, correct
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        self.log(f"[{self.cfg.name}] {signal.Signals(signum).name}: stopping after this step and saving a checkpoint")
+
     def run(
         self,
         *,
         resume: bool = True,
+        force: bool = False,
         on_epoch_end: Callable[[int, Trainer], None] | None = None,
+        on_step_end: Callable[[int, Trainer], None] | None = None,
     ) -> RunResult:
-        """Train to the end (resuming when a checkpoint exists) and return the result.
+        """Train to the end (resuming from the run folder when it holds a state) and return the result.
 
         Parameters
         ----------
         resume
-            Continue from ``checkpoints/last.pt`` when present.
+            Continue from the newest intact checkpoint when present. ``False`` starts from an empty
+            folder: a folder holding an earlier run is refused unless ``force``.
+        force
+            With ``resume=False``: delete what an earlier run left in the folder first.
         on_epoch_end
-            Called with ``(epoch, trainer)`` after each epoch's checkpoint is written (tests use it to
-            simulate an interruption).
+            Called with ``(epoch, trainer)`` after each epoch's checkpoint is written.
+        on_step_end
+            Called with ``(step, trainer)`` after every step (after a checkpoint due at that step).
 
         Returns
         -------
         RunResult
             Final accuracies, sizes, timings and logs.
+
+        Raises
+        ------
+        RunFolderBusy
+            When another process trains into the same folder.
+        RunError
+            For a folder with an earlier run and ``resume=False`` without ``force``, or when every
+            checkpoint there is damaged.
+        TrainingDiverged
+            When the loss or the gradients become non-finite (nothing non-finite is ever saved).
+        KeyboardInterrupt
+            After SIGINT or SIGTERM, once the state at the current step is saved.
         """
-        torch = self.torch
-        cfg = self.cfg
-        if resume:
-            self.try_resume()
-        self.out.mkdir(parents=True, exist_ok=True)
-        res = self.result
+        with RunLock(self.out):
+            if not resume and run_folder_has_state(self.out):
+                if not force:
+                    raise RunError(
+                        f"{self.out} holds an earlier run; --no-resume starts from an empty folder: add --force to "
+                        "delete it, or choose another --out"
+                    )
+                clear_run_folder(self.out)
+            if resume:
+                self.try_resume()
+            handlers = {}
+            if threading.current_thread() is threading.main_thread():
+                handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                return self._run(on_epoch_end, on_step_end)
+            finally:
+                for s, h in handlers.items():
+                    signal.signal(s, h)
+
+    def _run(
+        self,
+        on_epoch_end: Callable[[int, Trainer], None] | None,
+        on_step_end: Callable[[int, Trainer], None] | None,
+    ) -> RunResult:
+        torch, cfg, res = self.torch, self.cfg, self.result
         Xtr, ytr = self.tensors["train"]
+        every = cfg.optim.checkpoint_every
         bar = None
         if self.progress:
             from tqdm import tqdm
 
             # disable=None: a live bar on a terminal, none when output goes to a file or a CI log
             bar = tqdm(
-                total=self.total_steps,
-                initial=self.step,
-                desc=cfg.name,
-                leave=False,
-                dynamic_ncols=True,
-                disable=None,
+                total=self.total_steps, initial=self.step, desc=cfg.name, leave=False, dynamic_ncols=True, disable=None
             )
         wall0 = time.perf_counter() - res.wall_time_s
+        seg = [time.perf_counter(), time.process_time(), 0.0, 0.0]  # segment start (wall, CPU), eval (wall, CPU)
+
+        def close_segment() -> None:
+            res.train_time_s += time.perf_counter() - seg[0] - seg[2]
+            res.train_cpu_s += time.process_time() - seg[1] - seg[3]
+            seg[:] = [time.perf_counter(), time.process_time(), 0.0, 0.0]
+
         try:
             self.model.train()
-            for epoch in range(self.start_epoch, cfg.optim.epochs):
-                t_epoch, c_epoch = time.perf_counter(), time.process_time()
-                eval_time = eval_cpu = 0.0
-                loss_sum, correct, seen = 0.0, 0, 0
-                for idx_np in _batches(len(ytr), cfg.optim.batch_size, cfg.seed, epoch):
-                    idx = torch.as_tensor(idx_np, device=self.device)
-                    xb, yb = Xtr[idx], ytr[idx]
-                    logits = self.model(xb)
-                    loss = torch.nn.functional.cross_entropy(logits, yb)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.optim.grad_clip is not None:
-                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip)
-                    self.optimizer.step()
-                    self.scheduler.step()
+            while self.epoch < cfg.optim.epochs:
+                batches = _batches(len(ytr), cfg.optim.batch_size, cfg.seed, self.epoch)
+                st = self._epoch_stats
+                while self.batch < len(batches):
+                    idx = torch.as_tensor(batches[self.batch], device=self.device)
+                    loss_value, correct = self._train_step(Xtr[idx], ytr[idx])
                     self.step += 1
-                    loss_sum += float(loss.detach()) * len(yb)
-                    correct += int((logits.argmax(-1) == yb).sum())
-                    seen += len(yb)
-                    # drop the graph before the controller may resize parameters: a live graph keeps the
-                    # parameters' gradient accumulators (with their old shapes) alive into the next step
-                    del logits, loss
+                    self.batch += 1
+                    st["loss_sum"] += loss_value * len(idx)
+                    st["correct"] += correct
+                    st["seen"] += len(idx)
                     if self.controller is not None:
                         t_eval0, c_eval0 = time.perf_counter(), time.process_time()
                         spent, spent_cpu = self._reduce(self.step)
                         res.reduction_time_s += spent
-                        eval_time += time.perf_counter() - t_eval0 - spent
-                        eval_cpu += time.process_time() - c_eval0 - spent_cpu
+                        seg[2] += time.perf_counter() - t_eval0 - spent
+                        seg[3] += time.process_time() - c_eval0 - spent_cpu
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", n=state_sizes(self.model))
-                res.train_time_s += time.perf_counter() - t_epoch - eval_time
-                res.train_cpu_s += time.process_time() - c_epoch - eval_cpu
+                        bar.set_postfix(loss=f"{st['loss_sum'] / st['seen']:.3f}", n=state_sizes(self.model))
+                    stop = self._stop_signal is not None
+                    if self.batch < len(batches) and (stop or (every and self.step % every == 0)):
+                        close_segment()
+                        res.wall_time_s = time.perf_counter() - wall0
+                        self.save_checkpoint()
+                    if on_step_end is not None:
+                        on_step_end(self.step, self)
+                    if stop and self.batch < len(batches):
+                        raise KeyboardInterrupt
+                close_segment()
                 val_acc = self.evaluate("val")
                 res.epochs.append(
                     {
-                        "epoch": epoch + 1,
+                        "epoch": self.epoch + 1,
                         "step": self.step,
-                        "train_loss": loss_sum / seen,
-                        "train_acc": correct / seen,
+                        "train_loss": st["loss_sum"] / st["seen"],
+                        "train_acc": st["correct"] / st["seen"],
                         "val_acc": val_acc,
                         "dims": state_sizes(self.model),
                         "train_time_s": res.train_time_s,
@@ -433,13 +504,21 @@ class Trainer:
                 )
                 res.wall_time_s = time.perf_counter() - wall0
                 self.log(
-                    f"[{cfg.name}] epoch {epoch + 1}/{cfg.optim.epochs}: loss {loss_sum / seen:.3f}, "
+                    f"[{cfg.name}] epoch {self.epoch + 1}/{cfg.optim.epochs}: loss {st['loss_sum'] / st['seen']:.3f}, "
                     f"val acc {pct(val_acc)}, state sizes {state_sizes(self.model)}, "
                     f"train time {res.train_time_s:.1f} s (CPU {res.train_cpu_s:.1f} s)"
                 )
-                self.save_checkpoint(epoch + 1)
+                self.epoch, self.batch = self.epoch + 1, 0
+                self._epoch_stats = {"loss_sum": 0.0, "correct": 0, "seen": 0}
+                self.save_checkpoint()
+                save_model_file(
+                    self.ckpt_dir / f"epoch_{self.epoch:03d}.pt", self.model, config=res.config, epoch=self.epoch
+                )
                 if on_epoch_end is not None:
-                    on_epoch_end(epoch + 1, self)
+                    on_epoch_end(self.epoch, self)
+                if self._stop_signal is not None and self.epoch < cfg.optim.epochs:
+                    raise KeyboardInterrupt
+                seg[:] = [time.perf_counter(), time.process_time(), 0.0, 0.0]
         except KeyboardInterrupt:
             self.log(f"[{cfg.name}] interrupted; resume from {self.checkpoint_path()} by running the same command")
             raise
@@ -463,6 +542,7 @@ def train_run(
     data: SequenceData | None = None,
     progress: bool = True,
     resume: bool = True,
+    force: bool = False,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Train one configuration into ``out`` (resuming from its last checkpoint when present).
@@ -478,7 +558,9 @@ def train_run(
     progress
         Show a progress bar.
     resume
-        Resume from ``out/checkpoints/last.pt`` when present.
+        Resume from the newest intact checkpoint in ``out`` when present.
+    force
+        With ``resume=False``: delete an earlier run's files in ``out`` first.
     log
         Message sink (default: stderr).
 
@@ -487,7 +569,7 @@ def train_run(
     RunResult
         The run's measurements.
     """
-    return Trainer(cfg, out, data=data, progress=progress, log=log).run(resume=resume)
+    return Trainer(cfg, out, data=data, progress=progress, log=log).run(resume=resume, force=force)
 
 
 def environment() -> dict[str, Any]:
