@@ -87,7 +87,8 @@ class DiagonalSystems:
         How the layer reads the state: ``"complex"`` :math:`y = Cx`, ``"real"``
         :math:`y = \mathrm{Re}(Cx)` (LRU), ``"two_real"`` :math:`y = 2\,\mathrm{Re}(Cx)` (conjugate
         half-state: S4D, S5 with ``conj_sym``). The reduction truncates the complex systems; the real
-        output's error is bounded by theirs since :math:`|\mathrm{Re}\,v| \le |v|`.
+        output's error is bounded by theirs since :math:`|\mathrm{Re}\,v| \le |v|` — twice theirs for
+        ``"two_real"`` (the reduction reports that doubled bound).
     """
 
     lam: torch.Tensor

@@ -3,13 +3,15 @@ r"""Sequence classifiers built from any registered SSM layer family (SPEC §1).
 :class:`SSMBlock` is the residual block ``x -> x + Dropout(GLU(Dropout(GELU(SSM(BatchNorm(x))))))``
 with the GLU :math:`W_1 z \odot \sigma(W_2 z)`; :class:`SSMClassifier` is encoder (linear, or an
 embedding for tokens) → blocks → mean pooling over time → linear head, with one SSM layer per block
-made by a factory. :class:`LRUBlock` and :class:`LRUModel` are the LRU instances.
+made by a factory. :class:`LRUBlock` and :class:`LRUModel` are the LRU instances, :class:`S4DModel` and
+:class:`S5Model` the S4D and S5 ones.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 from ssmred._require import require
 
@@ -20,8 +22,10 @@ from torch import nn  # noqa: E402
 
 from ssmred_torch._adapter import ssm_layers  # noqa: E402
 from ssmred_torch.layers.lru import LRU  # noqa: E402
+from ssmred_torch.layers.s4d import S4D  # noqa: E402
+from ssmred_torch.layers.s5 import S5  # noqa: E402
 
-__all__ = ["LRUBlock", "LRUModel", "SSMBlock", "SSMClassifier"]
+__all__ = ["LRUBlock", "LRUModel", "S4DModel", "S5Model", "SSMBlock", "SSMClassifier"]
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -290,6 +294,175 @@ class LRUModel(SSMClassifier):
 
         def make_layer(i: int) -> LRU:
             return LRU(d_model, sizes[i], r_min=r_min, r_max=r_max, max_phase=max_phase, generator=generator, **kw)
+
+        super().__init__(
+            d_input, d_model, n_layers, n_classes, make_layer, vocab_size=vocab_size, dropout=dropout, **kw
+        )
+
+
+def _layer_sizes(d_state: int | Sequence[int], n_layers: int) -> list[int]:
+    sizes = [d_state] * n_layers if isinstance(d_state, int) else list(d_state)
+    if len(sizes) != n_layers:
+        raise ValueError(f"d_state has {len(sizes)} entries but n_layers={n_layers}")
+    return sizes
+
+
+class S4DModel(SSMClassifier):
+    r"""S4D sequence classifier: :class:`SSMClassifier` with one :class:`~ssmred_torch.S4D` per block.
+
+    Parameters
+    ----------
+    d_input
+        Input features per time step (linear encoder). Ignored when ``vocab_size`` is given.
+    d_model
+        Channels ``H``.
+    d_state
+        State size ``N`` per channel (even; ``N / 2`` half-states are stored, which is what
+        ``state_sizes`` counts): one int for all layers, or one per layer.
+    n_layers
+        Number of blocks ``L``.
+    n_classes
+        Number of output classes.
+    vocab_size
+        If given, inputs are integer tokens ``(batch, length)`` and the encoder is an embedding.
+    dropout
+        Dropout probability in the blocks.
+    discretization, init, dt_min, dt_max, learn_B, mode
+        S4D settings, see :class:`~ssmred_torch.S4D`.
+    dtype, device
+        Parameter dtype and device.
+    generator
+        Optional generator for the S4D initialisations.
+
+    Raises
+    ------
+    ValueError
+        For invalid sizes.
+
+    Examples
+    --------
+    >>> model = S4DModel(1, 8, 32, 2, 10)
+    >>> model(torch.randn(3, 20, 1)).shape, model.state_sizes
+    (torch.Size([3, 10]), [16, 16])
+    """
+
+    def __init__(
+        self,
+        d_input: int,
+        d_model: int,
+        d_state: int | Sequence[int],
+        n_layers: int,
+        n_classes: int,
+        *,
+        vocab_size: int | None = None,
+        dropout: float = 0.0,
+        discretization: Literal["zoh", "bilinear"] = "zoh",
+        init: Literal["lin", "inv", "real"] = "lin",
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        learn_B: bool = True,
+        mode: Literal["conv", "scan"] = "conv",
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        n_layers = _positive_int("n_layers", n_layers)
+        sizes = _layer_sizes(d_state, n_layers)
+        kw = {"dtype": dtype, "device": device}
+
+        def make_layer(i: int) -> S4D:
+            return S4D(
+                d_model,
+                sizes[i],
+                discretization=discretization,
+                init=init,
+                dt_min=dt_min,
+                dt_max=dt_max,
+                learn_B=learn_B,
+                mode=mode,
+                generator=generator,
+                **kw,
+            )
+
+        super().__init__(
+            d_input, d_model, n_layers, n_classes, make_layer, vocab_size=vocab_size, dropout=dropout, **kw
+        )
+
+
+class S5Model(SSMClassifier):
+    r"""S5 sequence classifier: :class:`SSMClassifier` with one :class:`~ssmred_torch.S5` per block.
+
+    Parameters
+    ----------
+    d_input
+        Input features per time step (linear encoder). Ignored when ``vocab_size`` is given.
+    d_model
+        Channels ``H``.
+    d_state
+        State size ``P`` per layer (S5's ``ssm_size``; ``P / 2`` states are stored under ``conj_sym``,
+        which is what ``state_sizes`` counts): one int for all layers, or one per layer.
+    n_layers
+        Number of blocks ``L``.
+    n_classes
+        Number of output classes.
+    vocab_size
+        If given, inputs are integer tokens ``(batch, length)`` and the encoder is an embedding.
+    dropout
+        Dropout probability in the blocks.
+    discretization, conj_sym, blocks, dt_min, dt_max
+        S5 settings, see :class:`~ssmred_torch.S5`.
+    dtype, device
+        Parameter dtype and device.
+    generator
+        Optional generator for the S5 initialisations.
+
+    Raises
+    ------
+    ValueError
+        For invalid sizes.
+
+    Examples
+    --------
+    >>> model = S5Model(1, 8, 32, 2, 10, blocks=2)
+    >>> model(torch.randn(3, 20, 1)).shape, model.state_sizes
+    (torch.Size([3, 10]), [16, 16])
+    """
+
+    def __init__(
+        self,
+        d_input: int,
+        d_model: int,
+        d_state: int | Sequence[int],
+        n_layers: int,
+        n_classes: int,
+        *,
+        vocab_size: int | None = None,
+        dropout: float = 0.0,
+        discretization: Literal["zoh", "bilinear"] = "zoh",
+        conj_sym: bool = True,
+        blocks: int = 1,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        n_layers = _positive_int("n_layers", n_layers)
+        sizes = _layer_sizes(d_state, n_layers)
+        kw = {"dtype": dtype, "device": device}
+
+        def make_layer(i: int) -> S5:
+            return S5(
+                d_model,
+                sizes[i],
+                discretization=discretization,
+                conj_sym=conj_sym,
+                blocks=blocks,
+                dt_min=dt_min,
+                dt_max=dt_max,
+                generator=generator,
+                **kw,
+            )
 
         super().__init__(
             d_input, d_model, n_layers, n_classes, make_layer, vocab_size=vocab_size, dropout=dropout, **kw

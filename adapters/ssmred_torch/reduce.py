@@ -16,7 +16,10 @@ largest channel order). Its bound is the largest of its systems' bounds (the lay
 diagonal over the systems).
 
 Error bound: each reduced system satisfies :math:`\|G - G_r\|_\infty \le 2\sum_{i>r}\sigma_i`, and so does
-the real output map of the layer.
+the real output map of the layer for the output rules ``"complex"`` and ``"real"``
+(:math:`|\mathrm{Re}\,v| \le |v|`); for ``"two_real"`` (conjugate half-states, :math:`y = 2\,\mathrm{Re}(Cx)`:
+S4D, S5) the reported bound is twice that, :math:`4\sum_{i>r}\sigma_i`, which is what holds for the
+real output.
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ __all__ = [
     "reduce_layers",
     "reduce_model",
 ]
+
+#: real-output factor of the error bound: |Re v| <= |v|, |2 Re v| <= 2 |v| (DiagonalSystems.output)
+_OUTPUT_FACTOR = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
+
 
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
@@ -236,7 +243,7 @@ def plan_reduction(
                     msg = "non-finite or unstable layer parameters / Gramians"
                     plans[i] = LayerPlan(_refused(name, n, r, hsv_r, msg))
                     continue
-                bound = float(max(bt_error_bounds(row)[r] for row in hsv))
+                bound = _OUTPUT_FACTOR[systems[i].output] * float(max(bt_error_bounds(row)[r] for row in hsv))
                 if hsv[:, 0].min() == 0.0:
                     msg = "the Hankel operator is zero (B = 0 or C = 0)"
                     plans[i] = LayerPlan(_refused(name, n, r, hsv_r, msg, bound))
@@ -258,7 +265,7 @@ def plan_reduction(
                 for i, _, g in members:
                     name = entries[i].name
                     hsv = analysed[i][0]
-                    bound = float(max(bt_error_bounds(row)[r] for row in hsv))
+                    bound = _OUTPUT_FACTOR[systems[i].output] * float(max(bt_error_bounds(row)[r] for row in hsv))
                     cond = max(float(c) for c in cond_host[pos : pos + g])
                     part = slice(pos, pos + g)
                     pos += g

@@ -10,7 +10,9 @@ checkpoint round trip; other layers untouched; conversion round trip; resize and
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -20,7 +22,11 @@ torch = pytest.importorskip("torch")
 import ssmred_torch  # noqa: E402
 from ssmred_torch import (  # noqa: E402
     LRU,
+    S4D,
+    S5,
     LRUAdapter,
+    S4DAdapter,
+    S5Adapter,
     adapter_for,
     from_statespace,
     load,
@@ -36,15 +42,67 @@ import ssmred  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-#: adapter type -> (factory(generator) -> float64 layer with d_model channels, d_model)
-FAMILIES: dict[type, Callable[[torch.Generator], torch.nn.Module]] = {
+Factory = Callable[[torch.Generator], torch.nn.Module]
+_F64 = torch.float64
+#: Delta * Im(a) of the six half-states of the aliasing variants: just inside the Nyquist limit pi on
+#: both sides, just beyond it, and far beyond it (3 pi - 0.2); distinct discrete eigenvalues
+_NEAR_NYQUIST = (math.pi - 1e-3, -(math.pi - 0.01), math.pi + 0.1, 2.9, 3 * math.pi - 0.2, 0.3)
+
+
+def _s4d_near_nyquist(gen: torch.Generator) -> torch.nn.Module:
+    layer = S4D(3, 12, dtype=_F64, generator=gen)
+    with torch.no_grad():
+        layer.A_imag.copy_(torch.tensor(_NEAR_NYQUIST, dtype=_F64)[None, :] / torch.exp(layer.log_dt)[:, None])
+    return layer
+
+
+def _s5_near_nyquist(gen: torch.Generator) -> torch.nn.Module:
+    layer = S5(3, 12, dtype=_F64, generator=gen)
+    with torch.no_grad():
+        layer.Lambda_im.copy_(torch.tensor(_NEAR_NYQUIST, dtype=_F64) / torch.exp(layer.log_step))
+    return layer
+
+
+def _s5_real_poles(gen: torch.Generator) -> torch.nn.Module:
+    layer = S5(3, 12, dtype=_F64, generator=gen)
+    with torch.no_grad():
+        layer.Lambda_im[::2] = 0.0  # three real poles among six conjugate half-states
+        layer.Lambda_re.copy_(-torch.linspace(0.3, 3.0, 6, dtype=_F64))
+    return layer
+
+
+#: adapter type -> factory(generator) -> float64 layer with 3 channels and >= 6 states
+FAMILIES: dict[type, Factory] = {
     LRUAdapter: lambda gen: LRU(3, 12, dtype=torch.float64, generator=gen),
+    S4DAdapter: lambda gen: S4D(3, 12, dt_min=0.05, dt_max=0.5, dtype=_F64, generator=gen),  # ZOH, aliased modes
+    S5Adapter: lambda gen: S5(3, 12, dtype=_F64, generator=gen),
+}
+#: further parameter regimes of a family, (adapter type, id) -> factory; every check runs on each
+VARIANTS: dict[tuple[type, str], Factory] = {
+    (S4DAdapter, "bilinear-inv"): lambda g: S4D(3, 12, discretization="bilinear", init="inv", dtype=_F64, generator=g),
+    (S4DAdapter, "real-poles"): lambda gen: S4D(3, 12, init="real", dtype=_F64, generator=gen),
+    (S4DAdapter, "near-nyquist"): _s4d_near_nyquist,
+    (S4DAdapter, "fixed-B-scan"): lambda gen: S4D(3, 12, learn_B=False, mode="scan", dtype=_F64, generator=gen),
+    (S5Adapter, "bilinear-blocks"): lambda g: S5(3, 12, discretization="bilinear", blocks=2, dtype=_F64, generator=g),
+    (S5Adapter, "real-poles"): _s5_real_poles,
+    (S5Adapter, "near-nyquist"): _s5_near_nyquist,
+    (S5Adapter, "no-conj-sym"): lambda gen: S5(3, 6, conj_sym=False, dtype=_F64, generator=gen),
 }
 ADAPTERS = sorted({type(a) for a in registered_adapters()}, key=lambda t: t.__name__)
 
 
-def _layer(adapter_type: type, gen: torch.Generator) -> torch.nn.Module:
-    return FAMILIES[adapter_type](gen)
+class Case(NamedTuple):
+    adapter: type
+    make: Factory
+
+
+CASES = [pytest.param(Case(t, FAMILIES[t]), id=t.__name__) for t in ADAPTERS if t in FAMILIES] + [
+    pytest.param(Case(t, make), id=f"{t.__name__}-{name}") for (t, name), make in VARIANTS.items()
+]
+
+
+def _layer(case: Case, gen: torch.Generator) -> torch.nn.Module:
+    return case.make(gen)
 
 
 def _channels(layer: torch.nn.Module) -> int:
@@ -77,7 +135,7 @@ def test_every_registered_family_has_a_conformance_factory():
     assert not missing, f"add a factory to FAMILIES for {missing}"
 
 
-@pytest.fixture(params=ADAPTERS, ids=lambda t: t.__name__)
+@pytest.fixture(params=CASES)
 def family(request):
     return request.param
 
@@ -107,22 +165,39 @@ def test_systems_hsvs_equal_the_core(family, gen):
         )
 
 
+def _analysed(systems, g: int) -> ssmred.StateSpace:
+    return ssmred.from_diagonal(systems.lam[g].numpy(), systems.B[g].numpy(), systems.C[g].numpy(), dt=1.0)
+
+
 @pytest.mark.parametrize("r", [3, 4])  # odd and even orders
 def test_write_back_realises_the_truncated_system_and_obeys_the_bound(family, gen, r):
     layer = _layer(family, gen)
+    adapter = adapter_for(layer)
     full_analysed = to_statespace(layer)
     full_exact = to_statespace(layer, exact=True).to_real()
+    with torch.no_grad():
+        before = adapter.systems(layer)
     report = reduce_model(layer, rank(r), gate=1.0)
     (lr,) = report.layers
     assert lr.status == "reduced"
     assert lr.n_after == r
-    assert max(adapter_for(layer).state_sizes(layer)) == r
-    # the analysed system of the reduced layer is the balanced truncation of the old one
-    bt = ssmred.balanced_truncation(full_analysed, r)
+    assert max(adapter.state_sizes(layer)) == r
+    # every analysed system of the reduced layer is the balanced truncation of the old one
     w = np.linspace(-np.pi, np.pi, 129)
-    G_layer, G_bt = to_statespace(layer).frequency_response(w), bt.reduced.frequency_response(w)
-    np.testing.assert_allclose(G_layer, G_bt, rtol=0, atol=1e-8 * np.abs(G_bt).max())
-    np.testing.assert_allclose(lr.error_bound, bt.error_bound, rtol=1e-8)
+    with torch.no_grad():
+        after = adapter.systems(layer)
+    bounds = []
+    for g in range(before.n_systems):
+        bt = ssmred.balanced_truncation(_analysed(before, g), r)
+        G_layer, G_bt = _analysed(after, g).frequency_response(w), bt.reduced.frequency_response(w)
+        np.testing.assert_allclose(G_layer, G_bt, rtol=0, atol=1e-8 * np.abs(G_bt).max())
+        bounds.append(bt.error_bound)
+    factor = 2.0 if before.output == "two_real" else 1.0  # |2 Re v| <= 2 |v|
+    np.testing.assert_allclose(lr.error_bound, factor * max(bounds), rtol=1e-8)
+    if before.n_systems == 1:  # ... and so is the analysed StateSpace
+        bt = ssmred.balanced_truncation(full_analysed, r)
+        G_layer, G_bt = to_statespace(layer).frequency_response(w), bt.reduced.frequency_response(w)
+        np.testing.assert_allclose(G_layer, G_bt, rtol=0, atol=1e-8 * np.abs(G_bt).max())
     # the layer's real input/output error obeys the bound
     error = ssmred.hinf_norm(full_exact - to_statespace(layer, exact=True).to_real())
     assert error <= lr.error_bound * (1 + 1e-8)
@@ -200,7 +275,7 @@ def test_subclasses_are_found_along_the_mro(family, gen):
     sub = type(f"My{base.__name__}", (base,), {})
     layer = _layer(family, gen)
     layer.__class__ = sub
-    assert type(adapter_for(layer)) is family
+    assert type(adapter_for(layer)) is family.adapter
     assert [e.name for e in ssm_layers(torch.nn.ModuleDict({"x": layer}))] == ["x"]
     report = reduce_model(layer, rank(4), gate=1.0)  # issue 9 defect 2: a subclass was silently skipped
     assert report.sizes_after == (4,)
