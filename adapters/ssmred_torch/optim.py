@@ -12,6 +12,8 @@ brought to the new shapes. Three policies, for Adam, AdamW and SGD with momentum
 ``"slice"``
     The published heuristic: keep the first ``r`` entries of every moment along the parameter's state
     axis, in the *old* coordinates, although the new state ``i`` is not the old state ``i``.
+    A parameter whose sliced moments would not have its new shape (its state axis holds more than
+    the states, e.g. Mamba's ``x_proj`` rows :math:`[\delta; B; C]`) has its state reset instead.
 ``"project"``
     Map the moments through the truncation (the adapter's
     :meth:`~ssmred_torch.AbstractAdapter.project_moments_`, built from the helpers here). For the LRU,
@@ -228,9 +230,16 @@ def _state_params(smap: StateMap) -> dict[str, tuple[torch.nn.Parameter, int]]:
 def _slice(optimizer: torch.optim.Optimizer, smap: StateMap) -> None:
     for param, axis in _state_params(smap).values():
         st = optimizer.state.get(param)
+        new = {}
         for key, v in list((st or {}).items()):
             if key in _MOMENTS and isinstance(v, torch.Tensor):
-                st[key] = v.narrow(axis, 0, smap.r).clone()  # type: ignore[index]
+                new[key] = v.narrow(axis, 0, smap.r).clone() if v.shape[axis] >= smap.r else v
+        if any(v.shape != param.shape for v in new.values()):
+            # the parameter's state axis is not a plain prefix (e.g. Mamba's x_proj rows [dt | B | C]):
+            # its first r entries do not fit, so its state is reset
+            optimizer.state.pop(param, None)
+        elif st:
+            st.update(new)
 
 
 def _reset(optimizer: torch.optim.Optimizer, smap: StateMap) -> None:
