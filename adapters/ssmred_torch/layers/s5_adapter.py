@@ -188,9 +188,6 @@ class S5Adapter(AbstractAdapter[S5]):
                 f"sys must have n_inputs = n_outputs = like.d_model = {H}; got {sys.n_inputs}, {sys.n_outputs}"
             )
         Dm = np.asarray(sys.D)
-        if np.count_nonzero(Dm - np.diag(np.diag(Dm))):
-            raise DimensionError("sys.D must be diagonal: an S5 layer has an elementwise feedthrough D * u")
-        D = np.real(np.diag(Dm)).astype(np.float64).copy()
         A, Bs, Cs = np.asarray(sys.A), np.asarray(sys.B), np.asarray(sys.C)
         if exact:
             if not like.conj_sym:
@@ -200,8 +197,8 @@ class S5Adapter(AbstractAdapter[S5]):
             mu, Bd, Cd = half_states_from_real(A, Bs, Cs, max_condition=self.max_condition)
             if np.any(mu == 0):
                 raise ValueError("exact=True needs an invertible state matrix (the one-step advance is undone)")
-            Bd = Bd / mu[:, None]
-            D = D - 2.0 * np.real(np.einsum("hk,kh->h", Cd, Bd))
+            Bd = Bd / mu[:, None]  # undo the advance: (mu, mu B, C, D + 2 Re CB) -> (mu, B, C, D)
+            Dm = Dm - 2.0 * np.real(Cd @ Bd)
         elif np.count_nonzero(A - np.diag(np.diag(A))) == 0:
             mu, Bd, Cd = np.diag(A).astype(np.complex128), Bs.astype(np.complex128), Cs.astype(np.complex128)
         else:
@@ -213,6 +210,11 @@ class S5Adapter(AbstractAdapter[S5]):
                     f"{self.max_condition:.3g}"
                 )
             mu, Bd, Cd = form.mu[0].numpy(), form.B[0].numpy(), form.C[0].numpy()
+        # the layer's feedthrough is elementwise (for exact=True: once the advance is undone, up to round-off)
+        scale = max(1.0, float(np.abs(Dm).max())) if Dm.size else 1.0
+        if np.abs(Dm - np.diag(np.diag(Dm))).max(initial=0.0) > (1e-10 * scale if exact else 0.0):
+            raise DimensionError("sys.D must be diagonal: an S5 layer has an elementwise feedthrough D * u")
+        D = np.real(np.diag(Dm)).astype(np.float64).copy()
         modes = (torch.from_numpy(np.ascontiguousarray(x)) for x in (mu, Bd, Cd))
         params, _, unstable = _parameters_from_modes(like, *modes)
         if bool(unstable):
