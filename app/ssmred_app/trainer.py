@@ -19,13 +19,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,89 +35,16 @@ from ssmred_app.data import SequenceData, load_dataset
 from ssmred_app.errors import RunError, TrainingDiverged
 from ssmred_app.models import build_model, model_meta, param_groups, save_model_file, state_sizes
 from ssmred_app.report import pct
+from ssmred_app.runresult import RunResult, environment, resolve_device
 from ssmred_app.runstate import RunLock, clear_run_folder, read_run_state, run_folder_has_state, save_run_state
 
+# RunResult, environment and resolve_device live in ssmred_app.runresult and are re-exported here
 __all__ = ["RunResult", "Trainer", "environment", "lr_lambda", "resolve_device", "train_run"]
-
-
-# --------------------------------------------------------------------------------------------------
-# results
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class RunResult:
-    """Everything a run measured (plain data; written to ``metrics.json``).
-
-    Attributes
-    ----------
-    name
-        Run name.
-    config
-        The configuration as a mapping.
-    test_acc, val_acc
-        Final test / validation accuracy.
-    initial_dims, final_dims
-        Per-layer state sizes at the start and the end.
-    train_time_s
-        Wall-clock seconds spent in optimizer steps and reductions (evaluation excluded).
-    train_cpu_s
-        CPU seconds of the same (robust to other processes on a shared machine when torch runs one
-        thread; speedups are computed from it).
-    wall_time_s
-        Total seconds including evaluation.
-    reduction_time_s
-        Seconds spent inside the CompreSSM controller.
-    epochs
-        Per-epoch log: loss, accuracy, dims, cumulative train time.
-    reductions
-        Per reduction attempt: step, accuracy before/after, per-layer HSVs, r, bound.
-    dims_trace
-        ``[step, dims]`` pairs whenever the sizes changed (plus start and end).
-    """
-
-    name: str
-    config: dict[str, Any]
-    test_acc: float = float("nan")
-    val_acc: float = float("nan")
-    initial_dims: list[int] = field(default_factory=list)
-    final_dims: list[int] = field(default_factory=list)
-    train_time_s: float = 0.0
-    train_cpu_s: float = 0.0
-    wall_time_s: float = 0.0
-    reduction_time_s: float = 0.0
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-    reductions: list[dict[str, Any]] = field(default_factory=list)
-    dims_trace: list[list[Any]] = field(default_factory=list)
-    total_steps: int = 0
-    device: str = "cpu"
-
-    @property
-    def mean_final_dim(self) -> float:
-        """Mean final state size over layers."""
-        return float(np.mean(self.final_dims)) if self.final_dims else float("nan")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain mapping, with ``mean_final_dim`` added."""
-        d = asdict(self)
-        d["mean_final_dim"] = self.mean_final_dim
-        return d
 
 
 # --------------------------------------------------------------------------------------------------
 # the training loop
 # --------------------------------------------------------------------------------------------------
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; otherwise check the device exists."""
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} requested but CUDA is not available")
-    return name
 
 
 def _rng_seed(*parts: int) -> int:
@@ -570,20 +495,3 @@ def train_run(
         The run's measurements.
     """
     return Trainer(cfg, out, data=data, progress=progress, log=log).run(resume=resume, force=force)
-
-
-def environment() -> dict[str, Any]:
-    """Versions and machine facts recorded in ``metrics.json``."""
-    import torch
-
-    import ssmred
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "ssmred": ssmred.__version__,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.is_available(),
-    }
