@@ -77,6 +77,7 @@ from ssmred_torch.layers.s5 import s5_from_reference as s5_from_reference  # noq
 from ssmred_torch.layers.s5_adapter import S5Adapter as S5Adapter  # noqa: E402
 from ssmred_torch.models import LRUBlock as LRUBlock  # noqa: E402
 from ssmred_torch.models import LRUModel as LRUModel  # noqa: E402
+from ssmred_torch.models import MambaModel as MambaModel  # noqa: E402
 from ssmred_torch.models import S4DModel as S4DModel  # noqa: E402
 from ssmred_torch.models import S5Model as S5Model  # noqa: E402
 from ssmred_torch.models import SSMBlock as SSMBlock  # noqa: E402
@@ -116,6 +117,7 @@ __all__ = [
     "LayerReport",
     "Mamba",
     "MambaAdapter",
+    "MambaModel",
     "Pragmatic",
     "Rank",
     "ReducedSystems",

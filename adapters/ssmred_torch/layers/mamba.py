@@ -481,6 +481,54 @@ class Mamba(nn.Module):
             self._record(delta, B, C, dA)
         return y + self.D * u
 
+    def frozen_core(self, u: torch.Tensor, *, sequential: bool = False) -> torch.Tensor:
+        r"""The core with :math:`\Delta, B_t, C_t` frozen at their calibration means: an LTI map of ``u``.
+
+        Per channel this is the system :math:`(\exp(\mathbb E[\Delta_d]a_d),\ \mathbb E[\Delta_d]\mathbb E[B],
+        \ \mathbb E[C])` (vectors as channel ``d`` reads them), the surrogate under ``transition="exp_mean"``,
+        ``drive="product_of_means"``; when the statistics were recorded from constant
+        :math:`\Delta, B, C` (every rule then gives the same surrogate) it is the layer's surrogate and
+        ``to_statespace(layer, exact=True)`` is its exact realization. Nothing is recorded.
+
+        Parameters
+        ----------
+        u
+            ``(b, l, d_inner)``.
+        sequential
+            Use the reference recurrence.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(b, l, d_inner)``.
+
+        Raises
+        ------
+        CalibrationError
+            Without calibration statistics.
+
+        Examples
+        --------
+        >>> from ssmred_torch import Mamba, calibrate_
+        >>> layer = Mamba(2, 3); calibrate_(layer, torch.randn(2, 6, 2))
+        >>> layer.frozen_core(torch.randn(1, 5, 4)).shape
+        torch.Size([1, 5, 4])
+        """
+        st = self.statistics()
+        b, L, d = u.shape
+        dt = self.A_log.dtype
+        delta = st.delta.to(dt).expand(b, L, d)
+        B = st.B.to(dt).expand(b, L, -1)
+        C = st.C.to(dt).expand(b, L, -1)
+        acc, self._accumulator = self._accumulator, None
+        was_training = self.training
+        self.train(False)
+        try:
+            return self.core(u, delta, B, C, sequential=sequential)
+        finally:
+            self._accumulator = acc
+            self.train(was_training)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block (zero initial state).
 
@@ -967,6 +1015,11 @@ def calibrate_(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 256)
         Calibration inputs of the model, batch first (any number: the calibration-set size).
     batch_size
         Sequences per forward pass.
+
+    Returns
+    -------
+    None
+        The layers' statistics buffers are set in place.
 
     Raises
     ------
