@@ -168,6 +168,10 @@ class StateMap:
         complex128 ``(G, n, r)``, with ``N @ M = I_r`` (or ``None``).
     extra
         Family-specific data for the moment projection (e.g. the LRU's old and new :math:`\gamma`).
+    error_bound
+        The bound on the analysed systems' error that holds for what the adapter actually wrote, when
+        it did not write the balanced truncation (e.g. a modal selection); ``None``: the plan's
+        :math:`2\sum_{i>r}\sigma_i` applies. The reduction report takes it.
     """
 
     layer: nn.Module
@@ -176,6 +180,7 @@ class StateMap:
     N: torch.Tensor | None = None
     M: torch.Tensor | None = None
     extra: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    error_bound: float | None = None
 
 
 class AbstractAdapter(abc.ABC, Generic[LayerT]):

@@ -28,7 +28,7 @@ import math
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ssmred._require import require
@@ -360,7 +360,10 @@ def apply_reduction_(
         rep = p.report
         if p.reduced is not None:
             try:
-                maps.append(e.adapter.write_back_(e.module, p.reduced))
+                smap = e.adapter.write_back_(e.module, p.reduced)
+                maps.append(smap)
+                if smap.error_bound is not None:  # the adapter wrote something else than the BT (e.g. modal)
+                    rep = replace(rep, error_bound=float(smap.error_bound))
             except ReductionRefused as exc:
                 rep = _refused(rep.name, rep.n, rep.r, rep.hsv, exc.reason, rep.error_bound, rep.condition)
         reports.append(rep)

@@ -118,7 +118,8 @@ class MambaAdapter(AbstractAdapter[Mamba]):
         (:func:`mode_energies`): the same ``r`` columns of ``A_log`` and rows of ``x_proj`` for every
         channel. A stays exactly diagonal and real, :math:`B_t, C_t` stay shared — the reduced block is
         a plain Mamba with ``d_state = r`` (cheapest forward pass). No BT bound applies; the surrogate's
-        error is bounded by :func:`modal_error_bound`.
+        error is bounded by :func:`modal_error_bound` (the bound the reduction report shows for the
+        modal rules).
     ``"modal_channel"``
         Keep, per channel, its own ``r`` modes of largest energy (buffer ``mode_index``): A stays
         exactly diagonal; ``x_proj`` keeps all features and each channel reads its modes of
@@ -253,8 +254,10 @@ class MambaAdapter(AbstractAdapter[Mamba]):
         Returns
         -------
         StateMap
-            Selection maps (modal) or the truncation projections (balanced); ``extra["index"]`` holds
-            the kept modes of a modal rule.
+            Selection maps (modal) or the truncation projections (balanced); for a modal rule
+            ``extra["index"]`` holds the kept modes and ``error_bound`` the surrogate's modal bound
+            (:func:`modal_error_bound`, the largest over the channels), which the report then shows
+            instead of the balanced-truncation bound.
 
         Raises
         ------
@@ -296,8 +299,10 @@ class MambaAdapter(AbstractAdapter[Mamba]):
                 full = index
             N = torch.zeros(d, r, n, dtype=torch.complex128, device=energy.device)
             N.scatter_(2, full[:, :, None].to(energy.device), 1.0)
+            keep = torch.zeros(d, n, dtype=torch.bool, device=energy.device).scatter_(1, full, True)
+            bound = float(modal_error_bound(systems, keep).max())
         layer.keep_modes_(index)
-        return StateMap(layer, n, r, N, N.mT.clone(), {"index": full})
+        return StateMap(layer, n, r, N, N.mT.clone(), {"index": full}, error_bound=bound)
 
     def state_parameters(self, layer: Mamba) -> Mapping[str, int]:
         """``A_log`` (axis 1) and, for ``modal_shared``, ``x_proj.weight`` (axis 0).
