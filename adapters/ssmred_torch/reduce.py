@@ -70,6 +70,17 @@ __all__ = [
 _OUTPUT_FACTOR = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
 
 
+def _layer_bound(hsv: np.ndarray, r: int, output: str) -> float:
+    r"""The layer's bound at order ``r``: the largest of its systems' ``bt_error_bounds(row)[r]``, real-output factor.
+
+    One vectorised pass over the ``(G, n)`` HSVs (a per-row ``bt_error_bounds`` call costs ~1 s of
+    Python for the 1536 channels of a 6-layer S4D); the same sums, :math:`2\sum_{i>r}\sigma_i`.
+    """
+    if hsv.shape[0] == 1:
+        return _OUTPUT_FACTOR[output] * float(bt_error_bounds(hsv[0])[r])
+    return _OUTPUT_FACTOR[output] * float(2.0 * hsv[:, r:].sum(-1).max()) if r < hsv.shape[1] else 0.0
+
+
 def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
     a.setflags(write=False)
@@ -243,7 +254,7 @@ def plan_reduction(
                     msg = "non-finite or unstable layer parameters / Gramians"
                     plans[i] = LayerPlan(_refused(name, n, r, hsv_r, msg))
                     continue
-                bound = _OUTPUT_FACTOR[systems[i].output] * float(max(bt_error_bounds(row)[r] for row in hsv))
+                bound = _layer_bound(hsv, r, systems[i].output)
                 if hsv[:, 0].min() == 0.0:
                     msg = "the Hankel operator is zero (B = 0 or C = 0)"
                     plans[i] = LayerPlan(_refused(name, n, r, hsv_r, msg, bound))
@@ -265,7 +276,7 @@ def plan_reduction(
                 for i, _, g in members:
                     name = entries[i].name
                     hsv = analysed[i][0]
-                    bound = _OUTPUT_FACTOR[systems[i].output] * float(max(bt_error_bounds(row)[r] for row in hsv))
+                    bound = _layer_bound(hsv, r, systems[i].output)
                     cond = max(float(c) for c in cond_host[pos : pos + g])
                     part = slice(pos, pos + g)
                     pos += g
