@@ -14,7 +14,7 @@ from typing import Any
 
 from ssmred.selection import Tolerance
 from ssmred_app.config import ConfigError, load_config, parse_config
-from ssmred_app.models import layer_statespaces, load_model_file, save_model_file
+from ssmred_app.models import layer_systems, load_model_file, save_model_file
 
 __all__ = ["analyze", "layer_analysis", "reduce_checkpoint"]
 
@@ -45,34 +45,65 @@ def layer_analysis(sys_c: Any, taus: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One layer made of several systems (per-channel families): the order per τ is the largest channel
+    order (the rule the reduction applies), its bound the largest channel bound at that order; the HSVs
+    shown are those of the channel with the largest σ₁.
+    """
+    if len(parts) == 1:
+        return {**parts[0], "systems": 1}
+    lead = max(parts, key=lambda lay: lay["hsv"][0])
+    orders = {k: max(p["orders"][k] for p in parts) for k in lead["orders"]}
+    return {
+        **lead,
+        "systems": len(parts),
+        "orders": orders,
+        "order_bounds": {k: max(p["bounds"][r] for p in parts) for k, r in orders.items()},
+        "orders_real_output": {k: max(p["orders_real_output"][k] for p in parts) for k in lead["orders"]},
+        "spectral_radius": max(p["spectral_radius"] for p in parts),
+    }
+
+
 def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 0.1, 0.2)) -> list[str]:
-    """Analyse every LRU layer of ``checkpoint``; write ``analysis.{md,html,json}`` and a plot into ``out``."""
+    """Analyse every SSM layer of ``checkpoint``; write ``analysis.{md,html,json}`` and a plot into ``out``."""
     from ssmred_app import plots as rp
     from ssmred_app.report import Doc, write_json, write_report
 
     for t in taus:
-        if not 0 < t < 1:
-            raise ConfigError(f"--taus: each τ must lie in (0, 1), got {t}")
+        try:
+            Tolerance(t)
+        except ValueError as exc:
+            raise ConfigError(f"--taus: {exc}") from exc
     model, config = load_model_file(checkpoint)
-    layers = [layer_analysis(sys_c, taus) for sys_c in layer_statespaces(model)]
+    layers = [_combine([layer_analysis(sys_c, taus) for sys_c in systems]) for systems in layer_systems(model)]
     info = {"checkpoint": str(checkpoint), "taus": list(taus), "config": config, "layers": layers}
     write_json(info, out / "analysis.json")
     rp.plot_analysis(layers, out / "plots" / "analysis.png", title=str(checkpoint))
     doc = Doc(f"ssmred analyze: {checkpoint}")
     doc.p(
-        "Hankel singular values of the complex system (diag λ, diag(γ)(B_re + i B_im), C_re + i C_im) of every LRU "
-        "layer, by the square-root method; r(τ) is the smallest order keeping (1 − τ) of Σσ, its a-priori bound "
-        "is ‖G − G_r‖∞ ≤ 2 Σ_{i>r} σ_i. The real-output system (2n states, y = Re(C h)) has its own HSVs; the "
-        "orders its HSVs select are listed for comparison (SPEC §3)."
+        "Hankel singular values of the system CompreSSM analyses in every SSM layer (for the LRU the complex "
+        "system (diag λ, diag(γ)(B_re + i B_im), C_re + i C_im)), by the square-root method; r(τ) is the smallest "
+        "order keeping (1 − τ) of Σσ, its a-priori bound is ‖G − G_r‖∞ ≤ 2 Σ_{i>r} σ_i. A layer of several "
+        "systems (S4D: one per channel) gets the largest channel order and the largest channel bound; its HSVs "
+        "are shown for the channel with the largest σ₁. The real-output system (y = Re(C h)) has its own HSVs; "
+        "the orders they select are listed for comparison (SPEC §3)."
     )
-    headers = ["layer", "n", "σ₁", "σ_n", "Σσ", "spectral radius"]
+    headers = ["layer", "systems", "n", "σ₁", "σ_n", "Σσ", "spectral radius"]
     for t in taus:
         headers += [f"r(τ={t:g})", f"bound(τ={t:g})", f"r_real(τ={t:g})"]
     rows = []
     lines = []
     for i, lay in enumerate(layers):
         s = lay["hsv"]
-        row: list[Any] = [i, lay["n"], f"{s[0]:.4g}", f"{s[-1]:.3g}", f"{sum(s):.4g}", f"{lay['spectral_radius']:.5f}"]
+        row: list[Any] = [
+            i,
+            lay["systems"],
+            lay["n"],
+            f"{s[0]:.4g}",
+            f"{s[-1]:.3g}",
+            f"{sum(s):.4g}",
+            f"{lay['spectral_radius']:.5f}",
+        ]
         for t in taus:
             k = f"{t:g}"
             row += [lay["orders"][k], f"{lay['order_bounds'][k]:.3g}", lay["orders_real_output"][k]]
@@ -113,15 +144,19 @@ def reduce_checkpoint(
     device: str = "auto",
     force: bool = False,
 ) -> dict[str, Any]:
-    """Balanced truncation of every LRU layer of a trained model; writes the reduced checkpoint + summary.
+    """Balanced truncation of every SSM layer of a trained model; writes the reduced checkpoint + summary.
+
+    The reduction is the one training uses (:func:`ssmred_torch.reduce_model` with ``gate = 1``): the
+    order rule of ``--tau`` / ``--rank`` per layer, the layer family's own write-back.
 
     The output may not be the input file, an existing folder, or a file inside a run folder's
     ``checkpoints/`` (a run could no longer resume) unless ``force``.
     """
-    import torch
-    from ssmred_torch import from_statespace, to_statespace
+    import warnings
 
-    from ssmred import BalancedTruncation
+    import ssmred_torch as st
+    import torch
+
     from ssmred_app.data import load_dataset
     from ssmred_app.report import Doc, write_json, write_report
     from ssmred_app.trainer import resolve_device
@@ -154,34 +189,25 @@ def reduce_checkpoint(
             return float((m(X).argmax(-1) == y).float().mean())
 
     acc_before = val_acc(model)
-    layers = []
-    for i, block in enumerate(model.blocks):
-        sys_c = to_statespace(block.ssm)
-        bt = BalancedTruncation(sys_c)
-        n = sys_c.n_states
-        if rank is not None and rank > n:
-            raise ConfigError(f"--rank {rank} exceeds layer {i}'s state size {n}")
-        try:
-            res = bt.reduce(r=rank) if rank is not None else bt.reduce(energy=tau)
-        except ValueError as exc:
-            raise ConfigError(f"layer {i}: {exc}") from exc
-        note = None
-        try:
-            block.ssm = from_statespace(res.reduced, like=block.ssm)
-            r_applied = res.r
-        except ValueError as exc:  # e.g. an ill-conditioned re-diagonalisation: keep the layer as it is
-            note = f"kept at n={n}: {exc}"
-            r_applied = n
-        layers.append(
-            {
-                "layer": i,
-                "n": n,
-                "r": r_applied,
-                "bound": res.error_bound if r_applied == res.r else 0.0,
-                "hsv": list(map(float, res.hsv)),
-                "note": note,
-            }
-        )
+    mode = st.rank(rank) if rank is not None else st.tolerance(tau)
+    try:
+        with warnings.catch_warnings(record=True):  # refusals are reported per layer below
+            warnings.simplefilter("always", st.ReductionWarning)
+            report = st.reduce_model(model, mode, gate=1.0)
+    except ValueError as exc:
+        raise ConfigError(f"cannot reduce {checkpoint}: {exc}") from exc
+    layers = [
+        {
+            "layer": i,
+            "name": lr.name,
+            "n": lr.n,
+            "r": lr.n_after,
+            "bound": lr.error_bound if lr.applied else 0.0,
+            "hsv": lr.hsv.tolist(),
+            "note": None if lr.status != "refused" else f"kept at n={lr.n}: {lr.message}",
+        }
+        for i, lr in enumerate(report.layers)
+    ]
     acc_after = val_acc(model)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)

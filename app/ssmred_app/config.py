@@ -14,7 +14,7 @@ Examples
 Traceback (most recent call last):
 ...
 ssmred_app.config.ConfigError: invalid configuration:
-  - model.d_sate: unknown key (valid keys: d_model, d_state, n_layers, dropout, r_min, r_max)
+  - model.d_sate: unknown key (valid keys: layer, d_model, d_state, n_layers, dropout, r_min, r_max, s4d, s5, mamba)
   - optim.epochs: expected int, got True
   - optim.lr: must be > 0, got 0.0
 """
@@ -31,6 +31,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ssmred.selection import Fraction, Pragmatic, Tolerance, check_gate, check_schedule
+from ssmred_app.families import LayerName, MambaOptions, S4DOptions, S5Options
 from ssmred_app.schema import Section, invalid_combination, invalid_value, shared_rule, validate_mapping, value_rule
 
 __all__ = [
@@ -141,32 +142,48 @@ class DataConfig(Section):
 
 
 class ModelConfig(Section):
-    """LRU classifier size (SPEC §1).
+    """The classifier: its layer family, sizes and family options (SPEC §1).
 
     Attributes
     ----------
+    layer
+        The SSM layer family: ``lru`` (default), ``s4d``, ``s5`` or ``mamba``
+        (:mod:`ssmred_app.families`).
     d_model
         Width H of every block.
     d_state
-        State size n of every LRU layer, or a list with one size per layer.
+        State size of every SSM layer in the family's convention (LRU n, S4D N, S5 P, Mamba d_state),
+        or a list with one size per layer.
     n_layers
-        Number of LRU blocks.
+        Number of blocks.
     dropout
         Dropout rate inside the blocks.
     r_min, r_max
-        Ring of the initial eigenvalue moduli.
+        LRU: ring of the initial eigenvalue moduli.
+    s4d, s5, mamba
+        Options of the other families (used when ``layer`` names them).
     """
 
+    layer: LayerName = "lru"
     d_model: _PositiveInt = 16
     d_state: Annotated[int | list[int], AfterValidator(_check_state_sizes)] = 64
     n_layers: _PositiveInt = 2
     dropout: _HalfOpenUnit = 0.0
     r_min: float = 0.9
     r_max: float = 0.999
+    s4d: S4DOptions = Field(default_factory=S4DOptions)
+    s5: S5Options = Field(default_factory=S5Options)
+    mamba: MambaOptions = Field(default_factory=MambaOptions)
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
         problems = []
+        if (self.layer == "s4d" or (self.layer == "s5" and self.s5.conj_sym)) and any(
+            n % 2 for n in self.state_sizes()
+        ):
+            problems.append(
+                f"d_state: {self.layer} stores conjugate half-states: sizes must be even, got {self.d_state}"
+            )
         if isinstance(self.d_state, list) and len(self.d_state) != self.n_layers:
             problems.append(f"d_state: {len(self.d_state)} sizes given for {self.n_layers} layers")
         if not 0 < self.r_min < self.r_max < 1:

@@ -17,6 +17,7 @@ from typing import Any
 
 from ssmred_app.config import RunConfig, config_to_dict, parse_config, with_sections
 from ssmred_app.experiment import train_cached
+from ssmred_app.families import config_state_sizes
 from ssmred_app.report import Doc, fmt, write_json, write_report
 from ssmred_app.trainer import RunResult, environment
 
@@ -247,7 +248,9 @@ def run_demo(
     }
     for key, cfg in cfgs.items():
         results[key] = train_cached(cfg, out / "runs" / key, progress=progress, log=log)
-    scratch = with_sections(base, name="scratch", model={"d_state": list(results["compressm"].final_dims)})
+    scratch = with_sections(
+        base, name="scratch", model={"d_state": config_state_sizes(base.model, results["compressm"].final_dims)}
+    )
     results["scratch"] = train_cached(scratch, out / "runs" / "scratch", progress=progress, log=log)
     labels = {"full": f"full (n={base.model.d_state})", "compressm": f"CompreSSM τ={tau:g}", "scratch": "scratch"}
     table = demo_table({labels[k]: v for k, v in results.items()})

@@ -44,6 +44,7 @@ from ssmred_app.config import (
     with_sections,
 )
 from ssmred_app.data import SequenceData
+from ssmred_app.families import config_state_sizes
 from ssmred_app.report import Doc, write_json, write_report
 from ssmred_app.schema import Section, validate_mapping, value_rule
 from ssmred_app.trainer import RunResult, environment, train_run
@@ -230,7 +231,11 @@ def run_variants(
                     go(
                         f"scratch τ={tau:g}{suffix}",
                         "from scratch",
-                        with_sections(base, model={"d_state": list(res.final_dims)}, compression={"mode": "none"}),
+                        with_sections(
+                            base,
+                            model={"d_state": config_state_sizes(base.model, res.final_dims)},
+                            compression={"mode": "none"},
+                        ),
                     )
     return runs
 

@@ -14,10 +14,12 @@ from typing import Any
 
 from ssmred_app.config import ConfigError, ModelConfig
 from ssmred_app.data import SequenceData
+from ssmred_app.families import build_classifier
 
 __all__ = [
     "build_model",
     "layer_statespaces",
+    "layer_systems",
     "load_model_file",
     "model_meta",
     "param_groups",
@@ -27,7 +29,7 @@ __all__ = [
 
 
 def model_meta(model: Any) -> dict[str, Any]:
-    """Constructor arguments (besides the state sizes) needed to rebuild an ``LRUModel``."""
+    """Constructor arguments (besides the layer family, its options and the state sizes) of a classifier."""
     enc = model.encoder
     return {
         "d_input": int(enc.in_features) if hasattr(enc, "in_features") else 1,
@@ -39,20 +41,14 @@ def model_meta(model: Any) -> dict[str, Any]:
 
 
 def build_model(mcfg: ModelConfig, data: SequenceData, *, state_sizes: Sequence[int] | None = None) -> Any:
-    """The ``LRUModel`` of a configuration for a data set (optionally with given per-layer sizes)."""
-    from ssmred_torch import LRUModel
-
+    """The classifier of a configuration (``model.layer``) for a data set (optionally with given ``d_state`` s)."""
     tokens = data.kind == "tokens"
-    return LRUModel(
-        1 if tokens else data.d_input,
-        mcfg.d_model,
-        list(state_sizes) if state_sizes is not None else mcfg.state_sizes(),
-        mcfg.n_layers,
-        data.n_classes,
+    return build_classifier(
+        mcfg,
+        d_input=1 if tokens else data.d_input,
         vocab_size=data.d_input if tokens else None,
-        dropout=mcfg.dropout,
-        r_min=mcfg.r_min,
-        r_max=mcfg.r_max,
+        n_classes=data.n_classes,
+        sizes=state_sizes,
     )
 
 
@@ -149,7 +145,20 @@ def load_model_file(path: str | os.PathLike[str], *, device: str = "cpu") -> tup
             payload = read_checkpoint(p, map_location="cpu")
         except CheckpointError as exc:
             raise ConfigError(str(exc)) from exc
-        sd, config = payload["model"], (payload["extra"] or {}).get("config")
+        extra = payload["extra"] or {}
+        config, meta = extra.get("config"), extra.get("model_meta")
+        if config is not None and meta is not None:  # any family: rebuild from the run's own config
+            from ssmred_torch import load
+
+            from ssmred_app.config import parse_config
+
+            mcfg = parse_config(config).model
+            model = build_classifier(
+                mcfg, d_input=meta["d_input"], vocab_size=meta["vocab_size"], n_classes=meta["n_classes"]
+            )
+            load(payload, model)
+            return model.to(device).eval(), config
+        sd = payload["model"]
     elif isinstance(obj, Mapping) and str(obj.get("format", "")).startswith("ssmred"):  # files of ssmred <= 0.1
         sd, config = obj["model"], obj.get("config")
     elif isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
@@ -198,3 +207,24 @@ def layer_statespaces(model: Any) -> list[Any]:
     from ssmred_torch import ssm_layers, to_statespace
 
     return [to_statespace(e.module) for e in ssm_layers(model)]
+
+
+def layer_systems(model: Any) -> list[list[Any]]:
+    """Per SSM layer, the systems the reduction analyses: the layer's StateSpace for a one-system layer,
+    one discrete diagonal StateSpace per system (channel) otherwise.
+    """
+    import torch
+    from ssmred_torch import ssm_layers, to_statespace
+
+    from ssmred import from_diagonal
+
+    out = []
+    for e in ssm_layers(model):
+        with torch.no_grad():
+            sy = e.adapter.systems(e.module)
+        if sy.n_systems == 1 and e.adapter.time_invariant:
+            out.append([to_statespace(e.module)])
+        else:
+            lam, B, C = (t.cpu().numpy() for t in (sy.lam, sy.B, sy.C))
+            out.append([from_diagonal(lam[g], B[g], C[g], dt=1.0) for g in range(sy.n_systems)])
+    return out
