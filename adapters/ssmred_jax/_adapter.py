@@ -1,0 +1,281 @@
+"""The layer-family protocol of the JAX adapter (abstract/final pattern, STYLE §9) and layer discovery.
+
+An adapter converts one kind of equinox SSM layer to and from :class:`ssmred.StateSpace` and tells
+the batched reduction how to read the layer's diagonal system and how to write a reduced one back
+(functionally: a new layer). Adapters are registered by layer type and looked up along the MRO;
+:func:`ssm_layers` is the one place that finds the SSM layers of a model (any pytree).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+
+from ssmred._require import require
+
+require("jax")
+
+import jax  # noqa: E402
+
+from ssmred.statespace import StateSpace  # noqa: E402
+
+__all__ = ["AbstractAdapter", "SSMLayer", "adapter_for", "register_adapter", "replace_layers", "ssm_layers"]
+
+LayerT = TypeVar("LayerT")
+
+
+class AbstractAdapter(abc.ABC, Generic[LayerT]):
+    """What the reduction needs to know about one family of SSM layers (one instance per family)."""
+
+    layer_type: ClassVar[type]
+
+    @abc.abstractmethod
+    def to_statespace(self, layer: LayerT, *, exact: bool = False) -> StateSpace:
+        """The layer's linear time-invariant system (host copy, complex128).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+        exact
+            ``False``: the system the reduction analyses; ``True``: one whose transfer function is the
+            layer's input/output map.
+
+        Returns
+        -------
+        StateSpace
+            The system.
+        """
+
+    @abc.abstractmethod
+    def from_statespace(self, sys: StateSpace, *, like: LayerT, max_condition: float = 1e8) -> LayerT:
+        """A new layer whose analysed system (``exact=False``) is ``sys``.
+
+        Parameters
+        ----------
+        sys
+            The system.
+        like
+            Template layer (sizes, dtype).
+        max_condition
+            Largest accepted eigenvector condition number when ``sys`` must be re-diagonalised.
+
+        Returns
+        -------
+        object
+            The new layer.
+        """
+
+    @abc.abstractmethod
+    def systems(self, layer: LayerT) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The diagonal system the reduction analyses, as a pure (traceable) function, in complex128.
+
+        Parameters
+        ----------
+        layer
+            The layer (possibly a tracer inside ``jax.jit`` / ``jax.vmap``).
+
+        Returns
+        -------
+        tuple of jax.Array
+            ``(log_lam, B, C)`` with shapes ``(n,)``, ``(n, m)``, ``(p, n)``.
+        """
+
+    @abc.abstractmethod
+    def write_back(self, layer: LayerT, params: Mapping[str, jax.Array]) -> LayerT:
+        """A new layer with the reduced state parameters ``params`` (the other fields of ``layer``).
+
+        Parameters
+        ----------
+        layer
+            The layer before the reduction.
+        params
+            New values of the state parameters (already in the layer's dtype).
+
+        Returns
+        -------
+        object
+            The new layer.
+        """
+
+    @abc.abstractmethod
+    def state_parameters(self, layer: LayerT) -> Mapping[str, int]:
+        """The fields that depend on the state size, each with its state axis.
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        Mapping
+            Field name -> axis.
+        """
+
+    @abc.abstractmethod
+    def state_size(self, layer: LayerT) -> int:
+        """The current number of states.
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        int
+            ``n``.
+        """
+
+
+_REGISTRY: dict[type, AbstractAdapter[Any]] = {}
+
+
+def register_adapter(adapter: AbstractAdapter[Any]) -> AbstractAdapter[Any]:
+    """Register ``adapter`` for its ``layer_type`` (and subclasses, found along the MRO).
+
+    Parameters
+    ----------
+    adapter
+        An adapter instance.
+
+    Returns
+    -------
+    AbstractAdapter
+        ``adapter`` itself.
+
+    Raises
+    ------
+    TypeError
+        If ``adapter`` is not an :class:`AbstractAdapter`.
+
+    Examples
+    --------
+    >>> from ssmred_jax import LRU
+    >>> type(adapter_for(LRU)).__name__
+    'LRUAdapter'
+    """
+    if not isinstance(adapter, AbstractAdapter):
+        raise TypeError(f"adapter must be an AbstractAdapter; got {type(adapter).__name__}")
+    _REGISTRY[adapter.layer_type] = adapter
+    return adapter
+
+
+def adapter_for(obj: object) -> AbstractAdapter[Any] | None:
+    """The adapter registered for ``obj``'s type (or ``obj`` itself if it is a type), walking the MRO.
+
+    Parameters
+    ----------
+    obj
+        A layer instance or a layer type.
+
+    Returns
+    -------
+    AbstractAdapter or None
+        ``None`` if ``obj`` is not an SSM layer.
+
+    Examples
+    --------
+    >>> adapter_for(3) is None
+    True
+    """
+    cls = obj if isinstance(obj, type) else type(obj)
+    for base in cls.__mro__:
+        adapter = _REGISTRY.get(base)
+        if adapter is not None:
+            return adapter
+    return None
+
+
+def _is_ssm(x: object) -> bool:
+    return not isinstance(x, type) and adapter_for(x) is not None
+
+
+class SSMLayer(NamedTuple):
+    """One SSM layer found in a model by :func:`ssm_layers`.
+
+    Attributes
+    ----------
+    index
+        Position among the model's pytree leaves when SSM layers count as leaves.
+    path
+        Its pytree key path (``jax.tree_util`` keys).
+    name
+        ``jax.tree_util.keystr(path)``, e.g. ``".blocks[0].lru"`` (``""`` for a bare layer).
+    layer
+        The layer.
+    adapter
+        Its adapter.
+    """
+
+    index: int
+    path: tuple[Any, ...]
+    name: str
+    layer: Any
+    adapter: AbstractAdapter[Any]
+
+
+def ssm_layers(model: Any) -> list[SSMLayer]:
+    """Every registered SSM layer in ``model`` (any pytree: an equinox module, a list, a dict, ...), in leaf order.
+
+    Parameters
+    ----------
+    model
+        The model (or a bare layer).
+
+    Returns
+    -------
+    list of SSMLayer
+        Index, key path, name, layer and adapter of each.
+
+    Examples
+    --------
+    >>> from ssmred_jax import LRU
+    >>> layers = [LRU(2, 4, key=jax.random.key(0)), LRU(2, 3, key=jax.random.key(1))]
+    >>> [(s.name, s.layer.d_state) for s in ssm_layers({"stack": layers})]
+    [("['stack'][0]", 4), ("['stack'][1]", 3)]
+    """
+    leaves = jax.tree_util.tree_flatten_with_path(model, is_leaf=_is_ssm)[0]
+    return [
+        SSMLayer(i, tuple(path), jax.tree_util.keystr(path), leaf, adapter_for(leaf))  # type: ignore[arg-type]
+        for i, (path, leaf) in enumerate(leaves)
+        if _is_ssm(leaf)
+    ]
+
+
+def replace_layers(model: Any, replacements: Mapping[int, Any]) -> Any:
+    """A copy of ``model`` with the SSM layers at the given leaf indices (see :class:`SSMLayer`) replaced.
+
+    Parameters
+    ----------
+    model
+        The model.
+    replacements
+        ``SSMLayer.index`` -> new layer (shapes may differ).
+
+    Returns
+    -------
+    object
+        The new model (same pytree structure above the replaced layers); ``model`` is unchanged.
+
+    Raises
+    ------
+    ValueError
+        If an index does not refer to an SSM layer of ``model``.
+
+    Examples
+    --------
+    >>> from ssmred_jax import LRU
+    >>> model = [LRU(2, 4, key=jax.random.key(0))]
+    >>> new = replace_layers(model, {0: LRU(2, 2, key=jax.random.key(1))})
+    >>> model[0].d_state, new[0].d_state
+    (4, 2)
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(model, is_leaf=_is_ssm)
+    for index in replacements:
+        if not (0 <= index < len(leaves)) or not _is_ssm(leaves[index]):
+            raise ValueError(f"replacements: leaf {index} is not an SSM layer of the model")
+    leaves = [replacements.get(i, leaf) for i, leaf in enumerate(leaves)]
+    return jax.tree_util.tree_unflatten(treedef, leaves)

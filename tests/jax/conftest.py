@@ -1,0 +1,72 @@
+"""Fixtures for the JAX adapter tests: x64 on demand, strict promotion, numpy-built layers (no RNG compiles).
+
+There is deliberately no ``__init__.py`` in this folder: ``tests/`` is on ``sys.path`` (pyproject
+``pythonpath``), and a regular package named ``jax`` there would shadow the real one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+
+jax = pytest.importorskip("jax")
+pytest.importorskip("equinox")
+pytest.importorskip("optax")
+
+
+@pytest.fixture(autouse=True)
+def _strict_promotion(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Strict dtype promotion and rank-promotion errors (diffrax's test settings), per test.
+
+    Modules that drive optax (which is not written for strict promotion) set ``STRICT_PROMOTION = False``.
+    """
+    if not getattr(request.module, "STRICT_PROMOTION", True):
+        yield
+        return
+    with jax.numpy_dtype_promotion("strict"), jax.numpy_rank_promotion("raise"):
+        yield
+
+
+@pytest.fixture
+def x64() -> Iterator[None]:
+    """64-bit types for the duration of one test (the global default stays 32-bit)."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture
+def make_lru() -> Callable[..., object]:
+    """Build an ``ssmred_jax.LRU`` from numpy draws (SPEC §1 initialisation, seeded ``rng``).
+
+    Creating the arrays with numpy avoids compiling a JAX random-number program for every new shape,
+    which dominates the time of small tests on a CPU.
+    """
+    from ssmred_jax import LRU
+
+    def make(
+        rng: np.random.Generator,
+        H: int,
+        n: int,
+        *,
+        r_min: float = 0.9,
+        r_max: float = 0.999,
+        max_phase: float = 2 * math.pi,
+        dtype: object = np.float64,
+    ) -> LRU:
+        mod2 = rng.uniform(size=n) * (r_max**2 - r_min**2) + r_min**2
+        values = {
+            "nu_log": np.log(-0.5 * np.log(mod2)),
+            "theta_log": np.log(max_phase * np.maximum(rng.uniform(size=n), 1e-300)),
+            "B_re": rng.normal(size=(n, H)) / math.sqrt(2 * H),
+            "B_im": rng.normal(size=(n, H)) / math.sqrt(2 * H),
+            "C_re": rng.normal(size=(H, n)) / math.sqrt(n),
+            "C_im": rng.normal(size=(H, n)) / math.sqrt(n),
+            "D": rng.normal(size=H),
+            "gamma_log": 0.5 * np.log1p(-mod2),
+        }
+        return LRU.from_parameters(**{k: np.asarray(v, dtype=dtype) for k, v in values.items()})
+
+    return make
