@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ssmred.selection import Tolerance
+from ssmred_app.compression import leading_hsv
 from ssmred_app.config import ConfigError, load_config, parse_config
 from ssmred_app.models import layer_systems, load_model_file, save_model_file
 
@@ -203,7 +204,7 @@ def reduce_checkpoint(
             "n": lr.n,
             "r": lr.n_after,
             "bound": lr.error_bound if lr.applied else 0.0,
-            "hsv": lr.hsv.tolist(),
+            "hsv": leading_hsv(lr.hsv),
             "note": None if lr.status != "refused" else f"kept at n={lr.n}: {lr.message}",
         }
         for i, lr in enumerate(report.layers)

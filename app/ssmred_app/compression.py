@@ -14,6 +14,7 @@ from ssmred_app.report import pct
 
 __all__ = [
     "build_controller",
+    "leading_hsv",
     "controller_step",
     "describe_event",
     "is_attempt",
@@ -53,6 +54,16 @@ def controller_step(controller: Any, step: int, model: Any, optimizer: Any, val_
     return result if result.records else None
 
 
+def leading_hsv(hsv: Any) -> list[float]:
+    """The HSVs reported for a layer: its own, or for a layer of several systems (per-channel families)
+    those of the system with the largest σ₁.
+    """
+    import numpy as np
+
+    h = np.asarray(hsv, dtype=float)
+    return (h if h.ndim == 1 else h[int(np.argmax(h[:, 0]))]).tolist()
+
+
 def describe_event(event: Any) -> dict[str, Any]:
     """A JSON-able record of what the controller did at one step (HSVs, chosen r, bounds per layer)."""
     if event is None:
@@ -75,7 +86,8 @@ def describe_event(event: Any) -> dict[str, Any]:
                     "r_applied": lr.n_after,
                     "status": lr.status,
                     "bound": lr.error_bound,
-                    "hsv": lr.hsv.tolist(),
+                    "hsv": leading_hsv(lr.hsv),
+                    "systems": 1 if lr.hsv.ndim == 1 else int(lr.hsv.shape[0]),
                     "message": lr.message,
                 }
             )

@@ -45,7 +45,8 @@ def test_every_problem_at_once() -> None:
     )
     assert problems == [
         "data.n_samples: must be >= 20, got 5",
-        "model.d_sate: unknown key (valid keys: layer, d_model, d_state, n_layers, dropout, r_min, r_max, s4d, s5, mamba)",
+        "model.d_sate: unknown key (valid keys: layer, d_model, d_state, n_layers, dropout, r_min, r_max, s4d, s5, "
+        "mamba)",
         "optim.epochs: must be >= 1, got 0",
         "optim.lr: expected float, got 'fast'",
         "compression.tau: tau must be in [0, 1); got 1.5",
