@@ -367,3 +367,33 @@ def test_project_maps_first_moments_by_the_pullback_of_each_channel_truncation(g
     loss.backward()
     for name, t in leaves:
         torch.testing.assert_close(opt.state[getattr(layer, name)]["momentum_buffer"], t.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_channel_statespaces_are_the_blocks_of_to_statespace(gen):
+    layer = S4D(3, 6, dtype=F64, generator=gen)
+    adapter = adapter_for(layer)
+    for exact in (False, True):
+        whole = to_statespace(layer, exact=exact)
+        parts = adapter.channel_statespaces(layer, exact=exact)
+        for z in (0.4 + 0.8j, -1.0, 1j):
+            G = whole(z)
+            np.testing.assert_allclose(np.diag(G), [p(z)[0, 0] for p in parts], rtol=1e-12, atol=1e-14)
+        hsv = np.sort(np.concatenate([ssmred.hankel_singular_values(p) for p in parts]))[::-1]
+        np.testing.assert_allclose(hsv, ssmred.hankel_singular_values(whole), rtol=0, atol=1e-9 * hsv[0])
+
+
+def test_bilinear_log_eigenvalues_are_accurate_near_minus_one():
+    mp = pytest.importorskip("mpmath")
+    from ssmred_torch.layers._continuous import discretize_diagonal
+
+    mp.mp.dps = 40
+    a = torch.tensor([complex(-0.5, w) for w in (0.3, 60.0, 4e3, -2e4)], dtype=torch.complex128)
+    step = torch.tensor(1e-3, dtype=F64)
+    lam, log_lam, _ = discretize_diagonal(a, step, "bilinear")
+    for k in range(4):
+        z = mp.mpc(complex(a[k])) * mp.mpf(1e-3) / 2
+        exact = mp.log((1 + z) / (1 - z))
+        got = complex(log_lam[k])
+        assert abs((got.real - float(exact.real)) / float(exact.real)) < 1e-14  # log|1+z| - log|1-z| loses ~8 digits
+        assert abs(got.imag - float(exact.imag)) < 1e-14
+    torch.testing.assert_close(torch.exp(log_lam), lam, rtol=1e-14, atol=0)

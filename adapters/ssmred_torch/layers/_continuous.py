@@ -5,9 +5,11 @@ with step :math:`\Delta` becomes the recurrence :math:`x_k = \lambda x_{k-1} + \
 
 * **ZOH**: :math:`\lambda = e^{\Delta a}`, :math:`\varphi = (e^{\Delta a} - 1)/a`, and
   :math:`\log\lambda = \Delta a` exactly (also when :math:`|\mathrm{Im}\,\Delta a| > \pi`);
-* **bilinear**: :math:`\lambda = (1 + \Delta a/2)/(1 - \Delta a/2)`,
-  :math:`\varphi = \Delta/(1 - \Delta a/2) = \Delta(1 + \lambda)/2`,
-  :math:`\log\lambda = \mathrm{log1p}(\Delta a/2) - \mathrm{log1p}(-\Delta a/2)`.
+* **bilinear**: :math:`\lambda = (1 + z)/(1 - z)` with :math:`z = \Delta a/2`,
+  :math:`\varphi = \Delta/(1 - z) = \Delta(1 + \lambda)/2`, and
+  :math:`\log\lambda = \tfrac12\mathrm{log1p}(4\,\mathrm{Re}\,z/|1-z|^2) + i(\arg(1+z) - \arg(1-z))`
+  (the real part without the cancellation of :math:`\log|1+z| - \log|1-z|` at large :math:`|z|`, where
+  high-frequency modes crowd towards :math:`\lambda = -1` on the unit circle).
 
 **The inverse** (:func:`continuous_from_discrete`, used by every write-back): given a reduced discrete
 eigenvalue :math:`\mu` and the step :math:`\Delta` that is kept, the continuous eigenvalue is
@@ -113,8 +115,12 @@ def discretize_diagonal(
     if method == "bilinear":
         z = 0.5 * ell
         lam = (1.0 + z) / (1.0 - z)
-        log_lam = torch.log1p(z) - torch.log1p(-z)
-        phi = step / (1.0 - z)
+        # Re log(lam) = log(|1+z| / |1-z|) = log1p(4 Re z / |1-z|^2) / 2 (|1+z|^2 - |1-z|^2 = 4 Re z): no
+        # cancellation when |z| is large and lam nears the unit circle at -1
+        one_minus = 1.0 - z
+        re = 0.5 * torch.log1p(4.0 * z.real / (one_minus.real**2 + one_minus.imag**2))
+        log_lam = torch.complex(re, torch.angle(1.0 + z) - torch.angle(one_minus))
+        phi = step / one_minus
         return lam, log_lam, phi
     raise ValueError(f"discretization must be one of 'zoh', 'bilinear'; got {method!r}")
 

@@ -200,6 +200,45 @@ class S4DAdapter(AbstractAdapter[S4D]):
         Dx = np.diag(D + 2.0 * np.real((C * Bbar).sum(-1))).astype(np.complex128)
         return StateSpace(A, lam.reshape(-1)[:, None] * Bm, 2.0 * Cm, Dx, dt=1.0).to_real()
 
+    def channel_statespaces(self, layer: S4D, *, exact: bool = False) -> tuple[StateSpace, ...]:
+        r"""The ``d_model`` SISO systems of the layer, one per channel (``n_states`` or ``2 n_states`` states each).
+
+        :meth:`to_statespace` stacks these block-diagonally into one dense system of
+        ``d_model * n_states`` states, which is large for a wide layer (``H = 256``, ``N = 64``: 8192
+        complex states, 1 GiB); per-channel analysis (HSVs, bounds, norms) should use these.
+
+        Parameters
+        ----------
+        layer
+            An S4D layer.
+        exact
+            As for :meth:`to_statespace`: the analysed complex systems or the real input/output maps.
+
+        Returns
+        -------
+        tuple of StateSpace
+            Discrete-time (``dt = 1``) SISO systems.
+
+        Examples
+        --------
+        >>> layer = S4D(3, 8, dtype=torch.float64)
+        >>> systems = S4DAdapter().channel_statespaces(layer, exact=True)
+        >>> len(systems), systems[0].n_states, systems[0].n_inputs
+        (3, 8, 1)
+        """
+        with torch.no_grad():
+            lam, _, Bbar, C = (t.cpu().numpy() for t in s4d_matrices(layer))
+            D = layer.D.detach().to(torch.float64).cpu().numpy()
+        out = []
+        for h in range(lam.shape[0]):
+            b, c, d = Bbar[h][:, None], C[h][None, :], np.array([[D[h]]], dtype=np.complex128)
+            if exact:
+                sys = StateSpace(np.diag(lam[h]), lam[h][:, None] * b, 2.0 * c, d + 2.0 * np.real(c @ b), dt=1.0)
+                out.append(sys.to_real())
+            else:
+                out.append(StateSpace(np.diag(lam[h]), b, c, d, dt=1.0))
+        return tuple(out)
+
     def from_statespace(self, sys: StateSpace, *, like: S4D, exact: bool = False) -> S4D:
         r"""A new S4D layer realising ``sys`` per channel (the inverse of :meth:`to_statespace`).
 
