@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ssmred.selection import Tolerance
-from ssmred_app.compression import leading_hsv
 from ssmred_app.config import ConfigError, load_config, parse_config
+from ssmred_app.methods import leading_hsv
 from ssmred_app.models import layer_systems, load_model_file, save_model_file
 
 __all__ = ["analyze", "layer_analysis", "reduce_checkpoint"]

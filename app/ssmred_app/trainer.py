@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from ssmred_app.compression import build_controller, controller_step, describe_event, is_attempt
 from ssmred_app.config import ConfigError, RunConfig, config_to_dict, same_config
 from ssmred_app.data import SequenceData, load_dataset
 from ssmred_app.errors import RunError, TrainingDiverged
+from ssmred_app.methods import Method, build_method
 from ssmred_app.models import build_model, model_meta, param_groups, save_model_file, state_sizes
 from ssmred_app.report import pct
 from ssmred_app.runresult import RunResult, environment, resolve_device
@@ -129,7 +129,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, d).to(self.device)
         self.optimizer, self.scheduler = self._make_optimizer()
-        self.controller = build_controller(cfg.compression, self.total_steps)
+        self.method: Method = build_method(cfg, self.total_steps)
         self.result = RunResult(name=cfg.name, config=config_to_dict(cfg), total_steps=self.total_steps)
         self.result.device = self.device
         self.result.initial_dims = state_sizes(self.model)
@@ -194,7 +194,9 @@ class Trainer:
             "result": json.dumps(self.result.to_dict()),
             "torch_rng": self.torch.get_rng_state(),
         }
-        save_run_state(self.ckpt_dir, self.model, optimizer=self.optimizer, controller=self.controller, extra=extra)
+        save_run_state(
+            self.ckpt_dir, self.model, optimizer=self.optimizer, controller=self._method_state(), extra=extra
+        )
 
     def try_resume(self) -> bool:
         """Resume from the newest intact state in ``checkpoints/`` when there is one; return whether it did."""
@@ -215,7 +217,7 @@ class Trainer:
         # the scheduler is built before the optimizer state is loaded: LambdaLR's constructor resets every
         # group's lr to its step-0 value, which a later optimizer.load_state_dict then overwrites correctly
         self.optimizer, self.scheduler = self._make_optimizer()
-        load(payload, self.model, optimizer=self.optimizer, controller=self.controller)
+        load(payload, self.model, optimizer=self.optimizer, controller=self._method_state())
         self.scheduler.load_state_dict(extra["scheduler"])
         self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
         self._epoch_stats = dict(extra["epoch_stats"])
@@ -231,39 +233,56 @@ class Trainer:
         return True
 
     # -- the loop ----------------------------------------------------------------------------------
-    def _reduce(self, step: int) -> tuple[float, float]:
-        """Run the controller at ``step``; log a reduction attempt; return (wall, CPU) seconds spent."""
-        attempt = is_attempt(self.controller, step)
-        acc_before = self.evaluate("val") if attempt else None
+    def _method_state(self) -> Any:
+        """The method, when it has progress to checkpoint (its ``state_dict`` is not ``None``)."""
+        return self.method if self.method.state_dict() is not None else None
+
+    def evaluate_untimed(self, split: str) -> float:
+        """:meth:`evaluate`, with its time kept out of the run's training time (for methods' checks)."""
         t0, c0 = time.perf_counter(), time.process_time()
-        dims_before = state_sizes(self.model)
-        event = controller_step(self.controller, step, self.model, self.optimizer, acc_before)
-        spent, spent_cpu = time.perf_counter() - t0, time.process_time() - c0
-        if event is None and not attempt:
-            return spent, spent_cpu
+        try:
+            return self.evaluate(split)
+        finally:
+            self._seg[2] += time.perf_counter() - t0
+            self._seg[3] += time.process_time() - c0
+
+    def record_reduction(self, record: dict[str, Any], *, seconds: float, acc_before: float | None) -> None:
+        """Log a reduction a method made at the current step (sizes, accuracy before/after, its time).
+
+        Parameters
+        ----------
+        record
+            What the method did (``kind``, per-layer ``layers``, ``note``), completed here.
+        seconds
+            Wall time of the reduction itself (evaluations excluded); counted as training time and
+            reported as ``reduction_time_s``.
+        acc_before
+            Validation accuracy right before the reduction (``None`` if not measured).
+        """
         dims_after = state_sizes(self.model)
-        record = describe_event(event)
+        dims_before = self._dims_seen
+        after = self.evaluate_untimed("val") if dims_after != dims_before else acc_before
         record.update(
             {
-                "step": step,
-                "fraction": step / self.total_steps,
+                "step": self.step,
+                "fraction": self.step / self.total_steps,
                 "dims_before": dims_before,
                 "dims_after": dims_after,
                 "val_acc_before": acc_before,
-                "val_acc_after": self.evaluate("val") if dims_after != dims_before else acc_before,
-                "time_s": spent,
+                "val_acc_after": after,
+                "time_s": seconds,
             }
         )
         self.result.reductions.append(record)
+        self.result.reduction_time_s += seconds
         if dims_after != dims_before:
-            self.result.dims_trace.append([step, list(dims_after)])
-        after = record["val_acc_after"]
+            self.result.dims_trace.append([self.step, list(dims_after)])
+            self._dims_seen = dims_after
         self.log(
-            f"[{self.cfg.name}] step {step} ({100 * step / self.total_steps:.1f} %): state sizes "
+            f"[{self.cfg.name}] step {self.step} ({100 * self.step / self.total_steps:.1f} %): state sizes "
             f"{dims_before} -> {dims_after}; val acc {pct(acc_before)} -> {pct(after)}; "
-            f"{1000 * spent:.1f} ms{'; ' + record['note'] if record.get('note') else ''}"
+            f"{1000 * seconds:.1f} ms{'; ' + record['note'] if record.get('note') else ''}"
         )
-        return spent, spent_cpu
 
     def _diverged(self, what: str) -> TrainingDiverged:
         kept = self.checkpoint_path() if self.checkpoint_path().exists() else None
@@ -277,7 +296,7 @@ class Trainer:
         """One optimizer step; returns (loss, correct). Refuses to step on a non-finite loss or gradient."""
         torch, cfg = self.torch, self.cfg
         logits = self.model(xb)
-        loss = torch.nn.functional.cross_entropy(logits, yb)
+        loss = self.method.loss(self, logits, yb, xb)
         loss_value = float(loss.detach())
         if not math.isfinite(loss_value):
             raise self._diverged(f"the loss became {loss_value}")
@@ -349,6 +368,7 @@ class Trainer:
                 clear_run_folder(self.out)
             if resume:
                 self.try_resume()
+            self.method.setup(self)
             handlers = {}
             if threading.current_thread() is threading.main_thread():
                 handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -375,7 +395,8 @@ class Trainer:
                 total=self.total_steps, initial=self.step, desc=cfg.name, leave=False, dynamic_ncols=True, disable=None
             )
         wall0 = time.perf_counter() - res.wall_time_s
-        seg = [time.perf_counter(), time.process_time(), 0.0, 0.0]  # segment start (wall, CPU), eval (wall, CPU)
+        seg = self._seg = [time.perf_counter(), time.process_time(), 0.0, 0.0]  # start (wall, CPU), eval (wall, CPU)
+        self._dims_seen = state_sizes(self.model)
 
         def close_segment() -> None:
             res.train_time_s += time.perf_counter() - seg[0] - seg[2]
@@ -395,12 +416,7 @@ class Trainer:
                     st["loss_sum"] += loss_value * len(idx)
                     st["correct"] += correct
                     st["seen"] += len(idx)
-                    if self.controller is not None:
-                        t_eval0, c_eval0 = time.perf_counter(), time.process_time()
-                        spent, spent_cpu = self._reduce(self.step)
-                        res.reduction_time_s += spent
-                        seg[2] += time.perf_counter() - t_eval0 - spent
-                        seg[3] += time.process_time() - c_eval0 - spent_cpu
+                    self.method.after_step(self)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{st['loss_sum'] / st['seen']:.3f}", n=state_sizes(self.model))
@@ -450,6 +466,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+        self.method.finish(self)
         res.final_dims = state_sizes(self.model)
         if res.dims_trace[-1][0] != self.step:
             res.dims_trace.append([self.step, list(res.final_dims)])
