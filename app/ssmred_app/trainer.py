@@ -194,9 +194,14 @@ class Trainer:
             "result": json.dumps(self.result.to_dict()),
             "torch_rng": self.torch.get_rng_state(),
         }
-        save_run_state(
-            self.ckpt_dir, self.model, optimizer=self.optimizer, controller=self._method_state(), extra=extra
-        )
+        from ssmred_torch import CheckpointError
+
+        try:
+            save_run_state(
+                self.ckpt_dir, self.model, optimizer=self.optimizer, controller=self._method_state(), extra=extra
+            )
+        except CheckpointError as exc:  # NaN/inf parameters or moments with a finite loss: stop, keep the last state
+            raise self._diverged(f"the model or optimizer state became non-finite ({exc})") from exc
 
     def try_resume(self) -> bool:
         """Resume from the newest intact state in ``checkpoints/`` when there is one; return whether it did."""
