@@ -79,8 +79,8 @@ nb_execution_excludepatterns: list[str] = []
 def _install_exact_stream_merge() -> None:
     import myst_nb.core.render as render
 
-    original = render.coalesce_streams
-    if getattr(original, "_ssmred_exact", False):
+    original = getattr(render, "coalesce_streams", None)
+    if original is None or getattr(original, "_ssmred_exact", False):  # another myst-nb layout, or done
         return
 
     def coalesce_streams(outputs):  # noqa: ANN001, ANN202
