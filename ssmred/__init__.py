@@ -7,6 +7,7 @@ The core imports numpy and scipy only. Framework adapters live in separate packa
 from importlib.metadata import PackageNotFoundError, version
 
 from ssmred import errors as errors
+from ssmred._threads import blas_threads as blas_threads
 from ssmred.balanced import BalancedTruncation as BalancedTruncation
 from ssmred.balanced import BTResult as BTResult
 from ssmred.balanced import SPAResult as SPAResult
@@ -53,6 +54,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0+unknown"
 
 __all__ = [
+    "blas_threads",
     "spectral_split",
     "conj_augment",
     "discretize",

@@ -42,11 +42,16 @@ def require(module: str) -> ModuleType:
     'numpy'
     """
     try:
-        return importlib.import_module(module)
+        mod = importlib.import_module(module)
     except ImportError as exc:
         extra = _EXTRAS.get(module)
         hint = f" Install it with: pip install 'ssmred[{extra}]'." if extra else ""
         raise BackendUnavailableError(f"optional dependency {module!r} is not installed.{hint}") from exc
+    if module == "slycot":  # its own OpenBLAS joins the thread limit of a running ssmred kernel
+        from ssmred._threads import library_loaded
+
+        library_loaded()
+    return mod
 
 
 def is_available(module: str) -> bool:

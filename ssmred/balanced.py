@@ -23,10 +23,12 @@ from typing import Literal
 import numpy as np
 import scipy.linalg as spla
 
+from ssmred._dense import SquareRoot
+from ssmred._threads import kernel, limit_for
 from ssmred.backends import GramianMethod, check_choice
 from ssmred.bounds import bt_error_bounds, select_order
-from ssmred.errors import AccuracyWarning
-from ssmred.hsv import HankelSVD, hankel_svd
+from ssmred.errors import AccuracyWarning, NotStableError
+from ssmred.hsv import HankelSVD
 from ssmred.statespace import StateSpace
 
 __all__ = [
@@ -63,7 +65,10 @@ class BTResult:
     T
         Right projection, shape ``(n, r)`` (``x ≈ T x_r``).
     Ti
-        Left projection, shape ``(r, n)``, with ``Ti @ T = I_r`` (``x_r = Ti x``).
+        Left projection, shape ``(r, n)``, with ``Ti @ T = I_r`` (``x_r = Ti x``). For a system whose
+        transfer function is zero to rounding (Hankel rank 0, e.g. ``g - g``) there is nothing to
+        project on: ``reduced`` is then the zero realization (``B_r = 0``, ``C_r = 0``, ``A_r = -I``
+        in continuous time, ``0`` in discrete time) and ``T``, ``Ti`` are zero.
     """
 
     reduced: StateSpace
@@ -121,6 +126,12 @@ class BalancedTruncation:
     NotStableError
         If ``sys`` is not asymptotically stable.
 
+    Notes
+    -----
+    The factors, their SVD and the projections are computed in *computation coordinates* (the states
+    after the exact power-of-two scaling, or their real Schur basis on the SLICOT path), where the data
+    are balanced; only :attr:`BTResult.T` / ``Ti`` are mapped back to the original coordinates.
+
     Examples
     --------
     >>> sys = StateSpace(np.diag([-1.0, -10.0, -100.0]), np.ones((3, 1)), np.ones((1, 3)))
@@ -130,16 +141,27 @@ class BalancedTruncation:
     (1, True)
     """
 
+    @kernel()
     def __init__(self, sys: StateSpace, *, gramian_method: GramianMethod = "auto") -> None:
+        from ssmred.hsv import _square_root
+
         self.sys = sys
-        self._svd: HankelSVD = hankel_svd(sys, method=gramian_method)
+        self._sr = _square_root(sys, gramian_method)
+        self._hsv = self._sr.hsv
+        self._zero: bool | None = None
 
     @property
     def hsv(self) -> np.ndarray:
         """Hankel singular values, descending (read-only copy)."""
-        s = self._svd.hsv.copy()
+        s = self._hsv.copy()
         s.setflags(write=False)
         return s
+
+    @property
+    def _svd(self) -> HankelSVD:
+        """Gramian factors and SVD in the original coordinates (compatibility view)."""
+        Lc, Lo = self._sr.factors_original()
+        return HankelSVD(Lc, Lo, self._sr.U, self._hsv, self._sr.Vh)
 
     def error_bounds(self) -> np.ndarray:
         r"""The a-priori bound :math:`2\sum_{i>r}\sigma_i` for every ``r = 0, ..., n``.
@@ -149,7 +171,23 @@ class BalancedTruncation:
         numpy.ndarray
             Shape ``(n + 1,)``.
         """
-        return bt_error_bounds(self._svd.hsv)
+        return bt_error_bounds(self._hsv)
+
+    def is_zero(self) -> bool:
+        r"""Whether the transfer function is zero to rounding (``G - D ≡ 0``, e.g. ``g - g``).
+
+        True when every HSV is exactly 0, or when :math:`\sigma_1` is at the rounding floor of the
+        Gramian factors and ``G - D`` evaluates to zero (relative to the size of its terms) at four
+        points away from the spectrum.
+
+        Returns
+        -------
+        bool
+            ``True`` for a numerically zero transfer function.
+        """
+        if self._zero is None:
+            self._zero = _numerically_zero(self._sr)
+        return self._zero
 
     def numerical_rank(self, *, rtol: float | None = None) -> int:
         r"""Number of HSVs above ``rtol * σ_1`` (the order of a minimal realization, numerically).
@@ -157,15 +195,16 @@ class BalancedTruncation:
         Parameters
         ----------
         rtol
-            Relative threshold; default ``n * eps``.
+            Relative threshold; default ``n * eps``. A transfer function that is zero to rounding
+            (:meth:`is_zero`) has rank 0 whatever ``rtol``.
 
         Returns
         -------
         int
             The numerical Hankel rank.
         """
-        s = self._svd.hsv
-        if s[0] == 0.0:
+        s = self._hsv
+        if s[0] == 0.0 or self.is_zero():
             return 0
         threshold = (s.size * np.finfo(float).eps if rtol is None else float(rtol)) * s[0]
         return int(np.count_nonzero(s > threshold))
@@ -206,12 +245,26 @@ class BalancedTruncation:
         Warns
         -----
         AccuracyWarning
-            If :math:`\sigma_r \approx \sigma_{r+1}` (the bound's stability guarantee needs a gap).
+            If :math:`\sigma_r \approx \sigma_{r+1}` (the bound's stability guarantee needs a gap), or
+            if the rounding errors of the computation can exceed the bound: poles within
+            ~:math:`\sqrt\epsilon`-relative distance of the stability boundary or an ill-conditioned
+            projection (the warning gives the estimated rounding floor the bound does not cover).
         """
+        with limit_for(self.sys.n_states):
+            return self._reduce(r, tol, energy, method)
+
+    def _reduce(self, r: int | None, tol: float | None, energy: float | None, method: str) -> BTResult:
         check_choice("method", method, ("sr", "bfsr"))
-        s = self._svd.hsv
+        s = self._hsv
+        sys = self.sys
         order = select_order(s, r=r, tol=tol, energy=energy)
         rank = self.numerical_rank()
+        if rank == 0:  # G - D is zero to rounding: the zero realization (nothing to balance)
+            hsv = s.copy()
+            T = np.zeros((sys.n_states, order), dtype=sys.dtype)
+            Ti = np.zeros((order, sys.n_states), dtype=sys.dtype)
+            _frozen(hsv, T, Ti)
+            return BTResult(_zero_realization(sys, order), hsv, order, float(bt_error_bounds(s)[order]), T, Ti)
         if order > rank:
             if r is not None:
                 raise ValueError(
@@ -219,37 +272,98 @@ class BalancedTruncation:
                     f"(sigma_{order}={s[order - 1]:.3g} <= n*eps*sigma_1); the system has a minimal "
                     f"realization of order {rank}: choose r <= {rank}"
                 )
-            order = max(rank, 1)
+            order = rank
         if order < s.size and s[order] > 0 and (s[order - 1] - s[order]) <= 1e-10 * s[order - 1]:
             warnings.warn(
                 f"sigma_{order} = {s[order - 1]:.6g} and sigma_{order + 1} = {s[order]:.6g} are equal to "
                 "1e-10: truncating between equal HSVs voids the stability guarantee",
                 AccuracyWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        T, Ti = _projections(self._svd, order, method)
-        sys = self.sys
-        reduced = StateSpace(Ti @ sys.A @ T, Ti @ sys.B, sys.C @ T, sys.D, dt=sys.dt)
+        sr = self._sr
+        Tc, Tic, cond = sr.projections(order, method)
+        bound = float(bt_error_bounds(s)[order])
+        _warn_if_bound_unreliable(sr, order, bound, cond, what="balanced truncation", stacklevel=4)
+        reduced = _trusted(Tic @ sr.Ac @ Tc, Tic @ sr.Bc, sr.Cc @ Tc, sys.D, sys.dt)
+        T, Ti = sr.to_original(Tc, Tic)
         hsv = s.copy()
         _frozen(hsv, T, Ti)
-        return BTResult(reduced, hsv, order, float(bt_error_bounds(s)[order]), T, Ti)
+        return BTResult(reduced, hsv, order, bound, T, Ti)
 
 
-def _projections(svd: HankelSVD, r: int, method: str) -> tuple[np.ndarray, np.ndarray]:
-    Lc, Lo, U, s, Vh = svd
-    Ur = U[:, :r]
-    Vr = Vh[:r].conj().T
-    if method == "sr":
-        scale = 1.0 / np.sqrt(s[:r])
-        T = (Lc @ Vr) * scale[None, :]
-        Ti = scale[:, None] * (Ur.conj().T @ Lo.conj().T)
-        return T, Ti
-    X = spla.qr(Lc @ Vr, mode="economic")[0]
-    Y = spla.qr(Lo @ Ur, mode="economic")[0]
-    Ti = spla.solve(Y.conj().T @ X, Y.conj().T)
-    return X, Ti
+def _trusted(A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray, dt: float | None) -> StateSpace:
+    """A StateSpace from matrices ssmred computed itself (shapes known); validated if anything is off."""
+    return StateSpace._from_computed(A, B, C, D, dt)
 
 
+def _zero_realization(sys: StateSpace, r: int) -> StateSpace:
+    """The transfer function ``D`` with ``r`` states: ``A = -I`` (CT) or ``0`` (DT), ``B = 0``, ``C = 0``."""
+    dtype = sys.dtype
+    A = np.zeros((r, r), dtype=dtype) if sys.is_discrete else -np.eye(r, dtype=dtype)
+    return StateSpace(
+        A, np.zeros((r, sys.n_inputs), dtype=dtype), np.zeros((sys.n_outputs, r), dtype=dtype), sys.D, dt=sys.dt
+    )
+
+
+def _numerically_zero(sr: SquareRoot) -> bool:
+    """``G - D ≡ 0`` to rounding: sigma_1 at the factors' rounding floor and G - D ~ 0 at four points."""
+    s1 = float(sr.hsv[0]) if sr.hsv.size else 0.0
+    if s1 == 0.0:
+        return True
+    if s1 > 128.0 * sr.hsv_floor * np.sqrt(max(sr.n, 1)):
+        return False
+    A, B, C = sr.Ac, sr.Bc, sr.Cc
+    n = A.shape[0]
+    rho = (1.0 + 1.0 / n) * max(float(np.max(np.abs(A).sum(axis=0))), np.finfo(float).tiny)
+    eye = np.eye(n)
+    eps = np.finfo(float).eps
+    for phi in (0.37, 1.13, 2.21, -0.83):
+        z = rho * np.exp(1j * phi)
+        X = spla.solve(z * eye - A, B.astype(np.complex128), check_finite=False)
+        G = C @ X
+        scale = float(np.sqrt(np.vdot(C, C).real) * np.sqrt(np.vdot(X, X).real))
+        if float(np.sqrt(np.vdot(G, G).real)) > 1e3 * n * eps * scale:
+            return False
+    return True
+
+
+#: The bound is reported as reliable when the estimated rounding floor is below both limits: a relative
+#: part of the bound, and an absolute part of sigma_1 (errors there are rounding level for any G_r).
+BOUND_RTOL = 1e-6
+BOUND_ATOL = 1e-10
+
+
+def _warn_if_bound_unreliable(
+    sr: SquareRoot, order: int, bound: float, cond: float, *, what: str, stacklevel: int
+) -> None:
+    """AccuracyWarning when rounding errors can push ``||G - G_r||_inf`` above the bound by more than the
+    tolerance ``BOUND_RTOL * bound + BOUND_ATOL * sigma_1`` (poles close to the stability boundary), or when
+    the projection is too ill-conditioned for the reduced matrices to carry any accuracy.
+    """
+    floor = sr.error_floor()
+    s1 = float(sr.hsv[0])
+    kind = "unit circle" if sr.discrete else "imaginary axis"
+    if floor > max(BOUND_RTOL * bound, BOUND_ATOL * s1):
+        warnings.warn(
+            f"{what} to order {order}: the a-priori bound 2*sum(discarded HSVs) = {bound:.3g} does not cover "
+            f"rounding errors, which can reach ~{floor:.2g} here (a pole within {sr.delta:.2g} of the {kind}, "
+            f"||A|| = {sr.anorm:.3g}: the HSVs and the reduced model are accurate only to ~eps*||A||/distance "
+            f"relative); expect ||G - G_r||_inf up to ~{bound + floor:.3g}",
+            AccuracyWarning,
+            stacklevel=stacklevel,
+        )
+    if cond * np.finfo(float).eps > 1e-6:
+        warnings.warn(
+            f"{what} to order {order}: the projection has condition number {cond:.2g}; the reduced matrices carry "
+            f"~{cond * np.finfo(float).eps:.1g} relative rounding errors, which the bound does not cover",
+            AccuracyWarning,
+            stacklevel=stacklevel,
+        )
+    for note in sr.notes:
+        warnings.warn(f"{what}: {note}", AccuracyWarning, stacklevel=stacklevel)
+
+
+@kernel()
 def balanced_truncation(
     sys: StateSpace,
     r: int | None = None,
@@ -360,36 +474,53 @@ def singular_perturbation(
     >>> bool(np.allclose(red(0.0), sys(0.0)))
     True
     """
-    bt = BalancedTruncation(sys, gramian_method=gramian_method)
-    s = bt._svd.hsv
-    order = select_order(s, r=r, tol=tol, energy=energy)
-    k = max(bt.numerical_rank(), 1)
-    if r is not None and order > k:
-        raise ValueError(
-            f"r={order} exceeds the numerical rank {k} of the Hankel operator; the system has a minimal "
-            f"realization of order {k}: choose r <= {k}"
-        )
-    order = min(order, k)
-    # balanced minimal realization of order k (SR), then a Schur complement on states order..k
-    T, Ti = _projections(bt._svd, k, "sr")
-    A, B, C = Ti @ sys.A @ T, Ti @ sys.B, sys.C @ T
-    D = np.array(sys.D)
-    if order < k:
-        A11, A12, A21, A22 = A[:order, :order], A[:order, order:], A[order:, :order], A[order:, order:]
-        B1, B2, C1, C2 = B[:order], B[order:], C[:, :order], C[:, order:]
-        M = A22 if not sys.is_discrete else np.eye(k - order) - A22
-        sign = -1.0 if not sys.is_discrete else 1.0
-        lu = spla.lu_factor(M)
-        X_A = spla.lu_solve(lu, A21)
-        X_B = spla.lu_solve(lu, B2)
-        A = A11 + sign * A12 @ X_A
-        B = B1 + sign * A12 @ X_B
-        D = D + sign * C2 @ X_B
-        C = C1 + sign * C2 @ X_A
-    reduced = StateSpace(A, B, C, D, dt=sys.dt)
-    hsv = s.copy()
-    _frozen(hsv)
-    return SPAResult(reduced, hsv, order, float(bt_error_bounds(s)[order]))
+    with limit_for(sys.n_states if isinstance(sys, StateSpace) else 0):
+        bt = BalancedTruncation(sys, gramian_method=gramian_method)
+        s = bt._hsv
+        order = select_order(s, r=r, tol=tol, energy=energy)
+        k = bt.numerical_rank()
+        if k == 0:  # G - D is zero to rounding: the zero realization, which matches G(0) = D exactly
+            hsv = s.copy()
+            _frozen(hsv)
+            return SPAResult(_zero_realization(sys, order), hsv, order, float(bt_error_bounds(s)[order]))
+        if r is not None and order > k:
+            raise ValueError(
+                f"r={order} exceeds the numerical rank {k} of the Hankel operator; the system has a minimal "
+                f"realization of order {k}: choose r <= {k}"
+            )
+        order = min(order, k)
+        sr = bt._sr
+        # balanced minimal realization of order k (SR), then a Schur complement on states order..k
+        T, Ti, cond = sr.projections(k, "sr")
+        A, B, C = Ti @ sr.Ac @ T, Ti @ sr.Bc, sr.Cc @ T
+        D = np.array(sys.D)
+        if order < k:
+            A11, A12, A21, A22 = A[:order, :order], A[:order, order:], A[order:, :order], A[order:, order:]
+            B1, B2, C1, C2 = B[:order], B[order:], C[:, :order], C[:, order:]
+            M = A22 if not sys.is_discrete else np.eye(k - order) - A22
+            sign = -1.0 if not sys.is_discrete else 1.0
+            lu = spla.lu_factor(M, check_finite=False)
+            X_A = spla.lu_solve(lu, A21, check_finite=False)
+            X_B = spla.lu_solve(lu, B2, check_finite=False)
+            A = A11 + sign * A12 @ X_A
+            B = B1 + sign * A12 @ X_B
+            D = D + sign * C2 @ X_B
+            C = C1 + sign * C2 @ X_A
+            rcond = float(np.min(np.abs(np.diag(lu[0]))) / max(np.max(np.abs(np.diag(lu[0]))), 1e-300))
+            cond = cond / max(rcond, 1e-300)
+        bound = float(bt_error_bounds(s)[order])
+        _warn_if_bound_unreliable(sr, order, bound, cond, what="singular perturbation", stacklevel=3)
+        if not (
+            np.all(np.isfinite(A)) and np.all(np.isfinite(B)) and np.all(np.isfinite(C)) and np.all(np.isfinite(D))
+        ):
+            raise NotStableError(
+                "singular perturbation: the Schur complement of the discarded states is singular to working "
+                f"precision (poles within {sr.delta:.2g} of the stability boundary); use balanced_truncation"
+            )
+        reduced = _trusted(A, B, C, D, sys.dt)
+        hsv = s.copy()
+        _frozen(hsv)
+        return SPAResult(reduced, hsv, order, bound)
 
 
 def minimal_realization(sys: StateSpace, *, rtol: float | None = None) -> StateSpace:
@@ -409,7 +540,10 @@ def minimal_realization(sys: StateSpace, *, rtol: float | None = None) -> StateS
     Returns
     -------
     StateSpace
-        The reduced system (``sys`` itself when it is already minimal).
+        The reduced system (``sys`` itself when it is already minimal). A transfer function that is
+        zero to rounding (``G ≡ D``, e.g. ``g - g``) has a minimal realization with 0 states; a
+        :class:`~ssmred.StateSpace` has at least one, so it is returned as one state with ``B = 0``,
+        ``C = 0``, ``A = -1`` (CT) or ``0`` (DT) and the original ``D``.
 
     Raises
     ------
@@ -422,8 +556,11 @@ def minimal_realization(sys: StateSpace, *, rtol: float | None = None) -> StateS
     >>> minimal_realization(sys).n_states
     1
     """
-    bt = BalancedTruncation(sys)
-    k = max(bt.numerical_rank(rtol=rtol), 1)
-    if k == sys.n_states:
-        return sys
-    return bt.reduce(k).reduced
+    with limit_for(sys.n_states if isinstance(sys, StateSpace) else 0):
+        bt = BalancedTruncation(sys)
+        k = bt.numerical_rank(rtol=rtol)
+        if k == 0:  # G - D ≡ 0 to rounding: one state with B = 0, C = 0 (StateSpace needs n >= 1)
+            return _zero_realization(sys, 1)
+        if k == sys.n_states:
+            return sys
+        return bt.reduce(k).reduced

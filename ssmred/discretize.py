@@ -16,12 +16,14 @@ from typing import Literal
 import numpy as np
 import scipy.linalg as spla
 
+from ssmred._threads import kernel
 from ssmred.backends import check_choice
 from ssmred.statespace import StateSpace, validate_dt
 
 __all__ = ["discretize"]
 
 
+@kernel()
 def discretize(sys: StateSpace, dt: float, *, method: Literal["zoh", "bilinear"] = "zoh") -> StateSpace:
     r"""Discretise a continuous-time system with sampling time ``dt``.
 

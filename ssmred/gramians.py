@@ -28,6 +28,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ssmred._require import require
+from ssmred._threads import kernel
 from ssmred._typing import ArrayLike
 from ssmred.backends import GRAMIAN_METHODS, GramianMethod, check_choice
 from ssmred.backends import scipy as scipy_backend
@@ -150,13 +152,36 @@ def check_stable_poles(poles: np.ndarray, *, discrete: bool, what: str = "Gramia
             )
 
 
+def _slycot_usable() -> bool:
+    """Whether slycot imports (checked once; a broken install counts as absent)."""
+    global _SLYCOT_OK
+    if _SLYCOT_OK is None:
+        try:
+            import slycot
+
+            _SLYCOT_OK = hasattr(slycot, "_wrapper") and hasattr(slycot._wrapper, "sb03od")
+            from ssmred._threads import library_loaded
+
+            library_loaded()  # slycot's own OpenBLAS joins the thread limit of a running kernel
+        except Exception:  # ImportError, or a binary that fails to load
+            _SLYCOT_OK = False
+    return _SLYCOT_OK
+
+
+_SLYCOT_OK: bool | None = None
+
+
 def _resolve(sys: StateSpace, method: str) -> str:
+    """The concrete backend for ``method``: ``"auto"`` picks the closed form for a diagonal ``A``, SLICOT
+    (SB03OD on ssmred's own Schur form) for other real systems when slycot is installed, else ``"scipy"``.
+    """
     check_system(sys)
     check_choice("method", method, GRAMIAN_METHODS)
-    diagonal = _is_diagonal(sys.A)
     if method == "auto":
-        return "diagonal" if diagonal else "scipy"
-    if method == "diagonal" and not diagonal:
+        if _is_diagonal(sys.A):
+            return "diagonal"
+        return "slycot" if (not sys.is_complex and _slycot_usable()) else "scipy"
+    if method == "diagonal" and not _is_diagonal(sys.A):
         raise ValueError("method='diagonal' needs a diagonal A; use method='scipy' for a dense A")
     if method == "slycot" and sys.is_complex:
         raise TypeError(
@@ -166,9 +191,12 @@ def _resolve(sys: StateSpace, method: str) -> str:
     return method
 
 
-def diagonal_gramians(
-    lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _diag_size(lam: object, *args: object, **kwargs: object) -> int:
+    return int(np.shape(lam)[-1]) if np.ndim(lam) else 0
+
+
+@kernel(_diag_size)
+def diagonal_gramians(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None) -> tuple[np.ndarray, np.ndarray]:
     r"""Closed-form Gramians of diagonal systems, batched over leading dimensions.
 
     Parameters
@@ -304,26 +332,17 @@ def diagonal_gramian_factors(lam: np.ndarray, B: np.ndarray, C: np.ndarray, *, d
     return GramianFactors(Lc, Lo)
 
 
-def _factors(sys: StateSpace, method: str) -> GramianFactors:
-    """Gramian factors in the original coordinates (validated, stable ``sys``)."""
-    discrete = sys.is_discrete
-    if method == "diagonal":
-        return diagonal_gramian_factors(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
+def _factors(sys: StateSpace, method: str, what: str = "Gramians") -> GramianFactors:
+    """Gramian factors in the original coordinates (validated ``sys``; stability checked on its Schur form)."""
+    from ssmred._dense import square_root
+
     if method == "slycot":
-        from ssmred.backends import slycot as slycot_backend
-
-        A, B, C, d = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
-        Lc = slycot_backend.lyapunov_factor(A, B, discrete=discrete)
-        Lo = slycot_backend.lyapunov_factor(A.T, C.T, discrete=discrete)
-        return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
-    A, B, C, d = scipy_backend.equilibrate(sys.A, sys.B, sys.C)
-    S, Z = scipy_backend.complex_schur(A)
-    # the Schur form carries the poles for free
-    check_stable_poles(np.diag(S), discrete=discrete, slack=stability_slack(sys.A))
-    Lc, Lo = scipy_backend.lyapunov_factor_pair(A, B, C, discrete=discrete, schur=(S, Z))
-    return GramianFactors(d[:, None] * Lc, Lo / d[:, None])
+        require("slycot")
+    sr = square_root(sys, method, what=what, svd=False)
+    return GramianFactors(*sr.factors_original())
 
 
+@kernel()
 def gramian_factors(sys: StateSpace, *, method: GramianMethod = "auto") -> GramianFactors:
     r"""Square-root factors :math:`L_c, L_o` with :math:`P = L_c L_c^H` and :math:`Q = L_o L_o^H`.
 
@@ -332,10 +351,12 @@ def gramian_factors(sys: StateSpace, *, method: GramianMethod = "auto") -> Grami
     sys
         A stable system (real or complex, continuous or discrete).
     method
-        ``"scipy"``: Hammarling's method on the complex Schur form after power-of-two equilibration
-        (any system). ``"slycot"``: SLICOT SB03OD (real systems only). ``"diagonal"``: closed form
-        plus pivoted Cholesky (diagonal ``A`` only). ``"auto"``: ``"diagonal"`` when ``A`` is
-        diagonal, else ``"scipy"``.
+        ``"scipy"``: ssmred's Hammarling recursion on the complex Schur form after power-of-two
+        scaling (any system, numpy/scipy only). ``"slycot"``: SLICOT SB03OD on ssmred's real Schur
+        form (real systems only). ``"diagonal"``: closed form / Hammarling on the diagonal (diagonal
+        ``A`` only). ``"auto"``: ``"diagonal"`` when ``A`` is diagonal; for other real systems
+        ``"slycot"`` when slycot is installed (faster at every size, same accuracy), else ``"scipy"``;
+        complex systems always ``"scipy"``.
 
     Returns
     -------
@@ -358,12 +379,10 @@ def gramian_factors(sys: StateSpace, *, method: GramianMethod = "auto") -> Grami
     >>> bool(np.allclose(Lc @ Lc.T, controllability_gramian(sys)))
     True
     """
-    method = _resolve(sys, method)
-    if method != "scipy":  # the scipy path checks the poles on its Schur form
-        require_stable(sys)
-    return _factors(sys, method)
+    return _factors(sys, _resolve(sys, method))
 
 
+@kernel()
 def controllability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") -> np.ndarray:
     r"""Controllability Gramian :math:`P` (``AP + PA^H + BB^H = 0`` or ``APA^H - P + BB^H = 0``).
 
@@ -390,15 +409,15 @@ def controllability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") 
     array([[0.5]])
     """
     resolved = _resolve(sys, method)
-    if resolved != "scipy":
-        require_stable(sys)
     if resolved == "diagonal":
+        require_stable(sys)
         P, _ = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
         return P if sys.is_complex else P.real
     Lc = _factors(sys, resolved).Lc
     return _hermitian(Lc @ Lc.conj().T)
 
 
+@kernel()
 def observability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") -> np.ndarray:
     r"""Observability Gramian :math:`Q` (``A^HQ + QA + C^HC = 0`` or ``A^HQA - Q + C^HC = 0``).
 
@@ -425,9 +444,8 @@ def observability_gramian(sys: StateSpace, *, method: GramianMethod = "auto") ->
     array([[1.3333]])
     """
     resolved = _resolve(sys, method)
-    if resolved != "scipy":
-        require_stable(sys)
     if resolved == "diagonal":
+        require_stable(sys)
         _, Q = diagonal_gramians(np.diag(sys.A), sys.B, sys.C, dt=sys.dt)
         return Q if sys.is_complex else Q.real
     Lo = _factors(sys, resolved).Lo

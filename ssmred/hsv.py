@@ -14,9 +14,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.linalg as spla
 
+from ssmred._require import require
+from ssmred._threads import kernel
 from ssmred._typing import ArrayLike, HSVArray
 from ssmred.backends import GramianMethod
-from ssmred.gramians import _check_diagonal_inputs, diagonal_gramian_factors, gramian_factors
+from ssmred.gramians import _check_diagonal_inputs, _diag_size, diagonal_gramian_factors
 from ssmred.statespace import StateSpace
 
 __all__ = ["HankelSVD", "hankel_singular_values", "hankel_svd", "hsv_diagonal", "robust_svd"]
@@ -61,6 +63,7 @@ class HankelSVD(NamedTuple):
     Vh: np.ndarray
 
 
+@kernel()
 def hankel_svd(sys: StateSpace, *, method: GramianMethod = "auto") -> HankelSVD:
     r"""Gramian factors and the SVD of :math:`L_o^H L_c` (the data every square-root algorithm uses).
 
@@ -87,11 +90,12 @@ def hankel_svd(sys: StateSpace, *, method: GramianMethod = "auto") -> HankelSVD:
     >>> float(h.hsv[0])
     0.5
     """
-    Lc, Lo = gramian_factors(sys, method=method)
-    U, s, Vh = robust_svd(Lo.conj().T @ Lc)
-    return HankelSVD(Lc, Lo, U, s, Vh)
+    sr = _square_root(sys, method)
+    Lc, Lo = sr.factors_original()
+    return HankelSVD(Lc, Lo, sr.U, sr.hsv, sr.Vh)
 
 
+@kernel()
 def hankel_singular_values(sys: StateSpace, *, method: GramianMethod = "auto") -> HSVArray:
     r"""Hankel singular values :math:`\sigma_1 \ge \dots \ge \sigma_n \ge 0` of a stable system.
 
@@ -124,9 +128,20 @@ def hankel_singular_values(sys: StateSpace, *, method: GramianMethod = "auto") -
     >>> hankel_singular_values(sys).round(5)
     array([24.42686,  0.57314])
     """
-    return hankel_svd(sys, method=method).hsv
+    return _square_root(sys, method, svd=False, what="Hankel singular values").hsv
 
 
+def _square_root(sys: StateSpace, method: str, *, svd: bool = True, what: str = "Gramians"):  # noqa: ANN202
+    from ssmred._dense import square_root
+    from ssmred.gramians import _resolve
+
+    backend = _resolve(sys, method)
+    if backend == "slycot":
+        require("slycot")
+    return square_root(sys, backend, svd=svd, what=what)
+
+
+@kernel(_diag_size)
 def hsv_diagonal(lam: ArrayLike, B: ArrayLike, C: ArrayLike, *, dt: float | None) -> np.ndarray:
     r"""Hankel singular values of a batch of diagonal systems :math:`(\mathrm{diag}(\lambda), B, C)`.
 

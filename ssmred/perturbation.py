@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as spla
 
+from ssmred._threads import kernel
 from ssmred.backends import GramianMethod
 from ssmred.errors import DimensionError
 from ssmred.gramians import check_stable_poles, check_system, gramian_factors
@@ -80,6 +81,7 @@ def _hankel_eig(sys: StateSpace, method: GramianMethod) -> tuple[np.ndarray, np.
     return H, s
 
 
+@kernel()
 def hankel_matrix(sys: StateSpace, *, method: GramianMethod = "auto") -> np.ndarray:
     r"""The Hermitian PSD matrix :math:`H = (P^{1/2} Q P^{1/2})^{1/2}` whose eigenvalues are the HSVs.
 
@@ -198,6 +200,7 @@ def _perturbation(
     return HSVPerturbation(s_a, s_b, delta, bound, holds, bound - float(np.max(delta)))
 
 
+@kernel()
 def hsv_perturbation(sys_a: StateSpace, sys_b: StateSpace, *, method: GramianMethod = "auto") -> HSVPerturbation:
     r"""Per-index change of the Hankel singular values and its Weyl bound :math:`\|H_b - H_a\|_2`.
 
@@ -247,6 +250,7 @@ def hsv_perturbation(sys_a: StateSpace, sys_b: StateSpace, *, method: GramianMet
     return _perturbation(sys_a, sys_b, names=("sys_a", "sys_b"), method=method)
 
 
+@kernel()
 def hankel_distance(sys_a: StateSpace, sys_b: StateSpace) -> float:
     r"""Hankel norm of the difference, :math:`\|G_b - G_a\|_H = \|\Gamma_{G_b} - \Gamma_{G_a}\|`.
 

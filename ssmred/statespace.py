@@ -22,6 +22,7 @@ import numpy as np
 import scipy.linalg as spla
 
 from ssmred._require import require
+from ssmred._threads import kernel
 from ssmred._typing import ArrayLike, FrequencyResponse
 from ssmred.errors import DimensionError
 
@@ -69,10 +70,14 @@ def validate_dt(dt: object, *, name: str = "dt") -> float | None:
 
 
 def stability_slack(A: np.ndarray) -> float:
-    r"""Distance from the stability boundary below which a pole counts as on it: :math:`64\,\epsilon\,\max(1, \|A\|_1)`.
+    r"""Distance from the stability boundary below which a pole counts as on it: :math:`64\,\epsilon\,\|\hat A\|_1`.
 
-    Eigenvalues are computed with errors of order :math:`\epsilon\|A\|`, so a pole on the boundary
-    can come out just inside it; Gramians and HSVs of such a system are ~1e15 and meaningless.
+    Eigenvalues are computed with errors of order :math:`\epsilon\|\hat A\|`, where :math:`\hat A =
+    D^{-1} A D` is ``A`` balanced by an exact diagonal scaling (LAPACK ``gebal``, as ``eigvals`` does
+    internally), so a pole on the boundary can come out just inside it; Gramians and HSVs of such a
+    system are ~1e15 and meaningless. The slack is relative to the balanced norm, so neither a time
+    scale (``A * 1e-150``) nor a graded state scaling (``D^{-1} A D`` with ``D`` spanning 1e60) turns a
+    stable system into an unstable one.
 
     Parameters
     ----------
@@ -89,8 +94,23 @@ def stability_slack(A: np.ndarray) -> float:
     >>> stability_slack(np.eye(2)) < 1e-13
     True
     """
-    norm1 = float(np.max(np.sum(np.abs(A), axis=0))) if A.size else 0.0
-    return float(64.0 * np.finfo(float).eps * max(1.0, norm1))
+    return float(64.0 * np.finfo(float).eps * _balanced_norm1(A))
+
+
+def _balanced_norm1(A: np.ndarray) -> float:
+    """1-norm of ``A`` after LAPACK's diagonal balancing (the norm its eigenvalue errors scale with)."""
+    if A.size == 0:
+        return 0.0
+    if _is_diagonal(A):
+        return float(np.max(np.abs(np.diag(A))))
+    norm1 = float(np.abs(A).sum(axis=0).max())
+    from scipy.linalg import lapack
+
+    gebal = lapack.get_lapack_funcs("gebal", dtype=A.dtype)
+    Ab, _lo, _hi, _scale, info = gebal(A, scale=1, permute=0)
+    if info != 0:  # pragma: no cover - only for illegal arguments
+        return norm1
+    return min(norm1, float(np.abs(Ab).sum(axis=0).max()))
 
 
 def _as_matrix(name: str, value: object, expected: str) -> np.ndarray:
@@ -199,6 +219,36 @@ class StateSpace:
     D: np.ndarray = field(default=None)  # type: ignore[assignment]
     dt: float | None = field(default=None, kw_only=True)
 
+    @classmethod
+    def _from_computed(cls, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray, dt: float | None) -> StateSpace:
+        """Internal fast constructor for matrices ssmred computed itself (2-D, conforming shapes).
+
+        Skips the shape inference and copies of ``__post_init__`` but keeps its guarantees: one
+        dtype (complex128 or float64), C-contiguous private read-only arrays, finite entries (else
+        the full validation runs and reports the bad entry), a validated ``dt``.
+        """
+        arrays = [np.asarray(x) for x in (A, B, C, D)]
+        n = arrays[0].shape[0]
+        if not (
+            n >= 1
+            and arrays[0].shape == (n, n)
+            and arrays[1].ndim == 2
+            and arrays[1].shape[0] == n
+            and arrays[2].ndim == 2
+            and arrays[2].shape[1] == n
+            and arrays[3].shape == (arrays[2].shape[0], arrays[1].shape[1])
+            and all(np.isfinite(x).all() for x in arrays)
+        ):
+            return cls(A, B, C, D, dt=dt)
+        dtype = np.complex128 if any(np.iscomplexobj(x) for x in arrays) else np.float64
+        out = object.__new__(cls)
+        for name, x in zip(("A", "B", "C", "D"), arrays, strict=True):
+            x = np.array(x, dtype=dtype, order="C", copy=True)
+            x.setflags(write=False)
+            object.__setattr__(out, name, x)
+        object.__setattr__(out, "dt", validate_dt(dt))
+        return out
+
     def __post_init__(self) -> None:
         A, B, C, D = _normalize_abcd(self.A, self.B, self.C, self.D)
         object.__setattr__(self, "A", A)
@@ -269,6 +319,7 @@ class StateSpace:
         return dataclasses.replace(self, **changes)
 
     # ------------------------------------------------------------------ poles and stability
+    @kernel()
     def poles(self) -> np.ndarray:
         """Eigenvalues of ``A``.
 
@@ -322,6 +373,7 @@ class StateSpace:
         return bool(margin < 1.0 - slack) if self.is_discrete else bool(margin < -slack)
 
     # ------------------------------------------------------------------ evaluation
+    @kernel()
     def __call__(self, s: complex | ArrayLike) -> np.ndarray:
         r"""Evaluate the transfer function :math:`G(s) = C (sI-A)^{-1} B + D` at complex point(s).
 
@@ -344,6 +396,7 @@ class StateSpace:
         values = _evaluate(self, np.atleast_1d(points).ravel())
         return values[0] if points.ndim == 0 else values
 
+    @kernel()
     def frequency_response(self, omega: ArrayLike) -> FrequencyResponse:
         r"""Frequency response at angular frequencies ``omega`` (rad per time unit).
 

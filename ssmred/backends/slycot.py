@@ -1,8 +1,14 @@
 """Thin wrappers around SLICOT routines (via slycot), used as a backend and as a test oracle.
 
 SLICOT works in real arithmetic: every function here raises ``TypeError`` for complex input instead
-of letting slycot cast it to real silently. ``ab09bd`` is never called (its work array is undersized
-in slycot 0.7.1 and SISO n >= 10 corrupts memory); singular perturbation uses ``ab09nd``.
+of letting slycot cast it to real silently. Two defects of slycot 0.7.1 are avoided here:
+
+* ``ab09bd`` is never called (its work array is undersized and SISO n >= 10 corrupts memory);
+  singular perturbation uses ``ab09nd``.
+* ``sb03od``'s default workspace, ``4 n``, is below SLICOT's documented minimum
+  ``4 n + min(m, n)``: SB03OD writes past the end of it (heap corruption, seen as a crash at
+  interpreter exit after an n = 1000 call). :func:`lyapunov_factor_pair` always passes a sufficient
+  ``ldwork``.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import scipy.linalg as spla
 
 from ssmred._require import require
 
-__all__ = ["ab09ad", "ab09nd", "ab13dd", "lyapunov_factor"]
+__all__ = ["ab09ad", "ab09nd", "ab13dd", "balance", "lyapunov_factor", "lyapunov_factor_pair", "sb03od_ldwork"]
 
 
 def _real(name: str, *arrays: np.ndarray) -> None:
@@ -21,6 +27,109 @@ def _real(name: str, *arrays: np.ndarray) -> None:
             f"{name}: SLICOT is real-only and would silently drop imaginary parts; use method='scipy' "
             "or the real realization sys.to_real()"
         )
+
+
+def sb03od_ldwork(n: int, m: int) -> int:
+    """Workspace for SB03OD: SLICOT's documented minimum ``max(1, 4n + min(m, n))``, plus room for blocking.
+
+    Parameters
+    ----------
+    n, m
+        Order of ``A`` and number of rows of ``op(B)``.
+
+    Returns
+    -------
+    int
+        ``ldwork`` to pass to ``slycot.sb03od``.
+
+    Examples
+    --------
+    >>> sb03od_ldwork(1000, 4) >= 4 * 1000 + 4
+    True
+    """
+    return max(1, 4 * n + min(m, n), n * 32)
+
+
+def balance(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    r"""SLICOT TB01ID state scaling of ``[[A, B], [C, 0]]`` (the equilibration AB09AD's ``equil='S'`` does).
+
+    Parameters
+    ----------
+    A, B, C
+        Real system matrices.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(D^{-1} A D, D^{-1} B, C D, d)`` with ``d = diag(D)`` (powers of two).
+    """
+    slycot = require("slycot")
+    _real("slycot.tb01id", A, B, C)
+    n, m, p = A.shape[0], B.shape[1], C.shape[0]
+    _, As, Bs, Cs, d, info = slycot._wrapper.tb01id(
+        n, m, p, 100.0, np.array(A, dtype=float, order="F"), np.array(B, dtype=float, order="F"),
+        np.array(C, dtype=float, order="F"), job="A",
+    )  # fmt: skip
+    if info != 0:  # pragma: no cover - only for illegal arguments
+        raise RuntimeError(f"SLICOT TB01ID failed with info={info}")
+    return As, Bs, Cs, d
+
+
+def lyapunov_factor_pair(
+    T: np.ndarray, B: np.ndarray, C: np.ndarray, *, discrete: bool
+) -> tuple[np.ndarray, np.ndarray, int]:
+    r"""Both Gramian factors in the coordinates of a real Schur form, by SLICOT SB03OD (``fact='F'``).
+
+    ``T`` is quasi upper triangular (a real Schur form) and ``B``, ``C`` are given in its coordinates;
+    then ``P = U_c U_c^T`` and ``Q = L_o L_o^T`` with the returned factors (``U_c`` upper triangular,
+    ``L_o`` lower triangular). One Schur form serves both equations (``Q = I`` is passed, so SB03OD
+    does not transform back). SLICOT's overflow guard ``scale`` is divided out.
+
+    Parameters
+    ----------
+    T
+        Real Schur form of a stable ``A``.
+    B, C
+        Input and output matrices in the Schur coordinates.
+    discrete
+        Stein equations instead of the continuous Lyapunov equations.
+
+    Returns
+    -------
+    tuple
+        ``(Lc, Lo, info)``; ``info`` is SB03OD's largest indicator (1: the equation is nearly
+        singular, a pole close to the stability boundary).
+    """
+    slycot = require("slycot")
+    _real("slycot.sb03od", T, B, C)
+    n = T.shape[0]
+    TF = np.asfortranarray(T, dtype=float)
+    eye = np.eye(n, order="F")
+    dico = "D" if discrete else "C"
+
+    def solve(G: np.ndarray, trans: str) -> tuple[np.ndarray, int]:
+        # trans='T' takes op(B) = B^T with B (n, m); trans='N' takes B (m, n). The wrapper wants (n, n).
+        k = G.shape[1] if trans == "T" else G.shape[0]
+        if k > n:  # B B^T = R^T R: an n-column generator
+            G = spla.qr(G.T if trans == "T" else G, mode="r")[0][:n]
+            G = G.T if trans == "T" else G
+            k = n
+        pad = np.zeros((n, n), order="F")
+        if trans == "T":
+            pad[:, :k] = G
+        else:
+            pad[:k, :] = G
+        U, scale, _wr, _wi, info = slycot._wrapper.sb03od(
+            dico, n, k, TF, eye, pad, fact="F", trans=trans, ldwork=sb03od_ldwork(n, k)
+        )
+        if info < 0 or info > 1:
+            raise RuntimeError(f"SLICOT SB03OD failed with info={info} (is the Schur form stable?)")
+        U = np.triu(U)
+        return (U / scale if scale != 1.0 else U), int(info)
+
+    Uc, info_c = solve(np.asarray(B, dtype=float), "T")
+    Uo, info_o = solve(np.asarray(C, dtype=float), "N")
+    return Uc, Uo.T, max(info_c, info_o)
 
 
 def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarray:
@@ -36,22 +145,14 @@ def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarr
     Returns
     -------
     numpy.ndarray
-        Lower-triangular-in-Schur-basis factor of shape ``(n, n)``.
+        Factor of shape ``(n, n)`` in the original coordinates.
     """
-    slycot = require("slycot")
+    from ssmred.backends.scipy import real_schur
+
     _real("slycot.sb03od", A, B)
-    n, m = B.shape
-    if m > n:  # B B^T = R^T R: an n-column generator (the wrapper wants B of shape (n, n) then)
-        B = spla.qr(np.asarray(B, dtype=float).T, mode="r")[0][:n].T
-        m = n
-    # SB03OD with trans='T' solves A X + X A^T = -scale^2 B B^T (CT) or A X A^T - X = ... (DT),
-    # X = U U^T; the wrapper wants B padded to shape (n, max(m, n)).
-    Bpad = np.zeros((n, n))
-    Bpad[:, :m] = B
-    U, scale, _ = slycot.sb03od(
-        n, m, np.array(A, dtype=float), np.zeros((n, n)), Bpad, "D" if discrete else "C", trans="T"
-    )
-    return np.triu(U[:n, :n]) / scale
+    T, Z, _ = real_schur(np.asarray(A, dtype=float))
+    Uc, _, _ = lyapunov_factor_pair(T, Z.T @ B, np.zeros((1, A.shape[0])), discrete=discrete)
+    return Z @ Uc
 
 
 def ab09ad(A, B, C, *, discrete: bool, r: int, method: str = "sr", equilibrate: bool = True):
