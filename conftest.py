@@ -13,6 +13,8 @@ threadpool_limits(1)
 collect_ignore_glob: list[str] = [".venv/*", "docs/_build/*", "benchmarks/*", "runs/*"]
 if importlib.util.find_spec("torch") is None:
     collect_ignore_glob.append("adapters/ssmred_torch/*")
+if any(importlib.util.find_spec(m) is None for m in ("jax", "equinox", "optax")):
+    collect_ignore_glob.append("adapters/ssmred_jax/*")
 # the application's doctests need its extras (pydantic for the configs, pyyaml, scikit-learn for the digits)
 if any(importlib.util.find_spec(m) is None for m in ("pydantic", "yaml", "sklearn")):
     collect_ignore_glob.append("app/ssmred_app/*")

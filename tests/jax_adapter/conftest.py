@@ -1,7 +1,8 @@
 """Fixtures for the JAX adapter tests: x64 on demand, strict promotion, numpy-built layers (no RNG compiles).
 
-There is deliberately no ``__init__.py`` in this folder: ``tests/`` is on ``sys.path`` (pyproject
-``pythonpath``), and a regular package named ``jax`` there would shadow the real one.
+The folder is not named ``jax``: ``tests/`` is on ``sys.path`` (pyproject ``pythonpath``), and a folder
+of that name there is importable as a namespace package ``jax`` wherever the real one is not installed,
+which broke every scipy call that checks for ``jax.Array``.
 """
 
 from __future__ import annotations
