@@ -32,6 +32,7 @@ moment. Three policies, as in ``ssmred_torch``:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -135,12 +136,40 @@ def _realify(K: jax.Array, re: jax.Array, im: jax.Array, *, left: bool, second: 
     return re @ Kr - im @ Ki, re @ Ki + im @ Kr
 
 
-def _project(tmap: TruncationMap, leaves: dict[str, jax.Array], second: bool) -> dict[str, jax.Array]:
+def _project(tmap: TruncationMap, moments: list[tuple[dict[str, jax.Array], bool]]) -> list[dict[str, jax.Array]]:
+    """Project every moment of one layer in one compiled call (one program per layer shape)."""
+    backend = jax.default_backend()
+    leaves = tuple(m for m, _ in moments)
+    seconds = tuple(second for _, second in moments)
+    return list(_project_jitted(backend)(tmap.N, tmap.M, tmap.gamma_old, tmap.gamma_new, leaves, seconds=seconds))
+
+
+@functools.cache
+def _project_jitted(backend: str) -> Any:
+    from ssmred_jax.reduce import CPU_COMPILER_OPTIONS
+
+    options = CPU_COMPILER_OPTIONS if backend == "cpu" else None
+    return jax.jit(_project_all, static_argnames=("seconds",), compiler_options=options)
+
+
+def _project_all(
+    N: jax.Array,
+    M: jax.Array,
+    gamma_old: jax.Array,
+    gamma_new: jax.Array,
+    leaves: tuple[dict[str, jax.Array], ...],
+    seconds: tuple[bool, ...],
+) -> tuple[dict[str, jax.Array], ...]:
+    return tuple(_project_one(N, M, gamma_old, gamma_new, m, second) for m, second in zip(leaves, seconds, strict=True))
+
+
+def _project_one(
+    N: jax.Array, M: jax.Array, gamma_old: jax.Array, gamma_new: jax.Array, leaves: dict[str, jax.Array], second: bool
+) -> dict[str, jax.Array]:
     f64 = jnp.float64
-    N, M = tmap.N, tmap.M
     weights = jnp.abs(N * M.T)  # (r, n): |N_kj M_jk|
     weights = weights / jnp.maximum(jnp.sum(weights, axis=-1, keepdims=True), 1e-300)
-    Kplus_H = jnp.conj(((M / tmap.gamma_old[:, None].astype(M.dtype)) * tmap.gamma_new[None, :].astype(M.dtype)).T)
+    Kplus_H = jnp.conj(((M / gamma_old[:, None].astype(M.dtype)) * gamma_new[None, :].astype(M.dtype)).T)
     N_H = jnp.conj(N.T)
     out: dict[str, jax.Array] = {}
     for name in _PER_STATE:
@@ -270,14 +299,18 @@ def rebuild_opt_state(
             prefix = (pos, *tuple(path[: len(path) - len(tmap.path) - 1]))
             groups.setdefault(prefix, {})[name] = (k, leaf)
     if groups:
+        by_layer: dict[int, list[tuple[Any, dict[str, tuple[int, jax.Array]]]]] = {}
+        for prefix, members in groups.items():
+            by_layer.setdefault(prefix[0], []).append((prefix[-1], members))
         with jax.enable_x64(True):
-            for prefix, members in groups.items():
-                tmap = plan.maps[prefix[0]]
-                kind = prefix[-1]
-                second = isinstance(kind, GetAttrKey) and kind.name in _SECOND_MOMENTS
-                projected = _project(tmap, {name: leaf for name, (_, leaf) in members.items()}, second)
-                for name, (k, _) in members.items():
-                    out[k] = projected[name]
+            for pos, entries in by_layer.items():
+                moments = [
+                    ({name: leaf for name, (_, leaf) in members.items()}, kind.name in _SECOND_MOMENTS)
+                    for kind, members in entries
+                ]
+                for (_, members), projected in zip(entries, _project(plan.maps[pos], moments), strict=True):
+                    for name, (k, _) in members.items():
+                        out[k] = projected[name]
     for k, (path, _) in enumerate(old[0]):
         if tuple(jnp.shape(out[k])) != tuple(jnp.shape(new_leaves[k])):
             raise TypeError(
