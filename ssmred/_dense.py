@@ -28,6 +28,7 @@ error.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -50,22 +51,26 @@ _EPS = float(np.finfo(float).eps)
 HSV_FLOOR_FACTOR = 4.0
 
 
+@functools.cache
+def _lapack(name: str, dtype_char: str):  # noqa: ANN202 - an f2py routine
+    return lapack.get_lapack_funcs(name, dtype=np.dtype(dtype_char))
+
+
+@functools.lru_cache(maxsize=512)
+def _gesdd_lwork(dtype_char: str, m: int, n: int) -> int:
+    return max(1, int(np.real(_lapack("gesdd_lwork", dtype_char)(m, n, compute_uv=1, full_matrices=0)[0])))
+
+
 def _svd(M: np.ndarray, *, compute_uv: bool = True):  # noqa: ANN202 - LAPACK tuple
     """SVD by LAPACK ``?gesdd`` (no scipy front end), ``?gesvd`` if it does not converge."""
-    dtype = M.dtype
-    try:
-        gesdd = lapack.get_lapack_funcs("gesdd", dtype=dtype)
-        if compute_uv:
-            lw = lapack.get_lapack_funcs("gesdd_lwork", dtype=dtype)(M.shape[0], M.shape[1], compute_uv=1,
-                                                                     full_matrices=0)  # fmt: skip
-            U, s, Vh, info = gesdd(M, compute_uv=1, full_matrices=0, lwork=max(1, int(np.real(lw[0]))))
-        else:
-            _, s, _, info = gesdd(M, compute_uv=0)
-        if info != 0:
-            raise spla.LinAlgError(f"gesdd info={info}")
-    except spla.LinAlgError:
-        out = spla.svd(M, compute_uv=compute_uv, full_matrices=False, lapack_driver="gesvd", check_finite=False)
-        return out
+    ch = M.dtype.char
+    gesdd = _lapack("gesdd", ch)
+    if compute_uv:
+        U, s, Vh, info = gesdd(M, compute_uv=1, full_matrices=0, lwork=_gesdd_lwork(ch, *M.shape))
+    else:
+        _, s, _, info = gesdd(M, compute_uv=0)
+    if info != 0:
+        return spla.svd(M, compute_uv=compute_uv, full_matrices=False, lapack_driver="gesvd", check_finite=False)
     return (U, s, Vh) if compute_uv else s
 
 
@@ -205,10 +210,10 @@ class SquareRoot:
         X = _orth(Wc)
         Y = _orth(Wo)
         M = Y.conj().T @ X
-        lu, piv, info = lapack.get_lapack_funcs("getrf", dtype=M.dtype)(M)
+        lu, piv, info = _lapack("getrf", M.dtype.char)(M)
         if info > 0:
             raise spla.LinAlgError("singular projection (Y^H X)")
-        Ti = lapack.get_lapack_funcs("getrs", dtype=M.dtype)(lu, piv, Y.conj().T)[0]
+        Ti = _lapack("getrs", M.dtype.char)(lu, piv, Y.conj().T)[0]
         svals = _svd(M, compute_uv=False)
         cond = float(svals[0] / svals[-1]) if svals[-1] > 0 else math.inf
         return X, Ti, cond
@@ -228,12 +233,11 @@ class SquareRoot:
 
 def _orth(W: np.ndarray) -> np.ndarray:
     """Orthonormal basis of the columns of ``W`` by Householder QR (LAPACK, no front end)."""
-    geqrf = lapack.get_lapack_funcs("geqrf", dtype=W.dtype)
-    qr, tau, _work, info = geqrf(W)
+    ch = W.dtype.char
+    qr, tau, _work, info = _lapack("geqrf", ch)(W)
     if info != 0:  # pragma: no cover
         raise RuntimeError(f"geqrf info={info}")
-    gen = lapack.get_lapack_funcs("ungqr" if np.iscomplexobj(W) else "orgqr", dtype=W.dtype)
-    Q, _work, info = gen(qr, tau)
+    Q, _work, info = _lapack("ungqr" if ch == "D" else "orgqr", ch)(qr, tau)
     return Q
 
 

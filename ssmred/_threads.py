@@ -196,13 +196,7 @@ def limit_for(n_states: int) -> Iterator[None]:
     try:
         yield
     finally:
-        with _lock:
-            _active -= 1
-            if _active == 0:
-                for lib, before in _saved:
-                    lib.set_num_threads(before)
-                _saved.clear()
-                _target_now = None
+        _leave()
 
 
 def _apply(libs: list[Any], target: int) -> None:
@@ -227,6 +221,29 @@ def library_loaded() -> None:
     with _lock:
         if _active and _target_now is not None:
             _apply(_blas_libs(), _target_now)
+
+
+@contextlib.contextmanager
+def _nested() -> Iterator[None]:
+    """Count a kernel nested in a running one (no library calls): the last one to leave restores."""
+    global _active
+    with _lock:
+        _active += 1
+    try:
+        yield
+    finally:
+        _leave()
+
+
+def _leave() -> None:
+    global _active, _target_now
+    with _lock:
+        _active -= 1
+        if _active == 0:
+            for lib, before in _saved:
+                lib.set_num_threads(before)
+            _saved.clear()
+            _target_now = None
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -263,6 +280,9 @@ def kernel(size: Callable[..., int] = _default_size) -> Callable[[F], F]:
     def wrap(func: F) -> F:
         @functools.wraps(func)
         def inner(*args: Any, **kwargs: Any) -> Any:
+            if _active:  # nested inside another kernel (any thread): its limit already applies
+                with _nested():
+                    return func(*args, **kwargs)
             try:
                 n = size(*args, **kwargs)
             except Exception:  # invalid input: the function itself reports it

@@ -183,7 +183,11 @@ def select_order(hsv: ArrayLike, *, r: int | None = None, tol: float | None = No
     >>> select_order([3.0, 2.0, 1.0], r=2)
     2
     """
-    s = _hsv_array(hsv)
+    return _select_order(_hsv_array(hsv), r, tol, energy)
+
+
+def _select_order(s: np.ndarray, r: int | None, tol: float | None, energy: float | None) -> int:
+    """:func:`select_order` for HSVs that ssmred computed itself (already validated)."""
     given = [name for name, v in (("r", r), ("tol", tol), ("energy", energy)) if v is not None]
     if len(given) != 1:
         raise ValueError(f"give exactly one of r, tol, energy; got {given or 'none'}")
