@@ -230,19 +230,6 @@ class LRU(eqx.Module):
     key
         PRNG key.
 
-    Attributes
-    ----------
-    nu_log, theta_log
-        :math:`\log(-\log|\lambda|)` and :math:`\log\arg\lambda`, shape ``(n,)``.
-    B_re, B_im
-        Input matrix before the normalisation, shape ``(n, H)``.
-    C_re, C_im
-        Output matrix, shape ``(H, n)``.
-    D
-        Feedthrough, shape ``(H,)``.
-    gamma_log
-        :math:`\log\gamma`, shape ``(n,)``.
-
     Raises
     ------
     ValueError
@@ -252,6 +239,11 @@ class LRU(eqx.Module):
 
     Notes
     -----
+    Fields (the published layer's, in its order): ``nu_log``, ``theta_log`` — :math:`\log(-\log|\lambda|)`
+    and :math:`\log\arg\lambda`, ``(n,)``; ``B_re``, ``B_im`` — the input matrix before the
+    normalisation, ``(n, H)``; ``C_re``, ``C_im`` — the output matrix, ``(H, n)``; ``D`` — the
+    feedthrough, ``(H,)``; ``gamma_log`` — :math:`\log\gamma`, ``(n,)``.
+
     Initialisation (SPEC §1): :math:`\nu = \log(-\tfrac12\log(u_1 (r_{max}^2 - r_{min}^2) + r_{min}^2))`,
     :math:`\theta = \log(\phi_{max} u_2)`, :math:`\gamma = \sqrt{1-|\lambda|^2}`,
     :math:`B_{re}, B_{im} \sim N(0, 1/(2H))`, :math:`C_{re}, C_{im} \sim N(0, 1/n)`,
