@@ -26,7 +26,7 @@ from torch import nn  # noqa: E402
 from ssmred.selection import Pragmatic, SelectionMode, check_gate, check_mode, resolve_schedule  # noqa: E402
 from ssmred_torch._adapter import replace_parameter_, ssm_layers  # noqa: E402
 from ssmred_torch.optim import OptimizerPolicy, check_optimizer  # noqa: E402
-from ssmred_torch.reduce import reduce_model  # noqa: E402
+from ssmred_torch.reduce import decide, reduce_model  # noqa: E402
 from ssmred_torch.reports import LayerReport  # noqa: E402
 
 __all__ = ["AttemptRecord", "CompreSSM", "StepResult"]
@@ -188,6 +188,11 @@ class CompreSSM:
     validation metric is compared with the one passed at the reduction; if it fell by more than
     ``tolerance`` everything is restored bit for bit and reducing stops. Param-group hyper-parameters
     (the learning rate) are not restored: LR schedulers keep running.
+
+    Several processes (DDP): call :meth:`step` on every rank with the unwrapped module, inside
+    :func:`ssmred_torch.reduce.shared_decisions` with a hook that decides on rank 0 and broadcasts;
+    the plans and the pragmatic verdicts are then rank 0's on every rank (snapshots stay local: every
+    rank holds the same one). Re-wrap the module in a new DDP afterwards when shapes changed.
 
     In a Lightning-style callback::
 
@@ -377,7 +382,8 @@ class CompreSSM:
         self._snapshot = None
         drop = (snap.metric - metric) if self.mode.higher_is_better else (metric - snap.metric)
         sizes = _sizes(model)
-        if drop <= self.mode.tolerance:
+        tolerance = self.mode.tolerance
+        if decide(lambda: drop <= tolerance):  # under DDP: rank 0's verdict (ssmred_torch.reduce.shared_decisions)
             return AttemptRecord("accept", step, scheduled, (), 0.0, sizes, sizes, metric, snap.metric)
         t0 = time.perf_counter()
         _restore(model, optimizer, snap)

@@ -20,16 +20,24 @@ the real output map of the layer for the output rules ``"complex"`` and ``"real"
 (:math:`|\mathrm{Re}\,v| \le |v|`); for ``"two_real"`` (conjugate half-states, :math:`y = 2\,\mathrm{Re}(Cx)`:
 S4D, S5) the reported bound is twice that, :math:`4\sum_{i>r}\sigma_i`, which is what holds for the
 real output.
+
+Several processes (DDP): every reduction decision of :func:`reduce_model` (the plan: HSVs, orders,
+reduced systems) and of :class:`~ssmred_torch.CompreSSM` (a pragmatic check's verdict) is made through
+:func:`decide`. Outside :func:`shared_decisions` that is a plain call; inside it, the hook given there
+makes it on one process and hands its result to every process (e.g. ``broadcast_object_list`` from rank
+0), so every rank applies the same plan to its own copy of the model.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from ssmred._require import require
 
@@ -61,9 +69,11 @@ __all__ = [
     "ReductionPlan",
     "ReductionReport",
     "apply_reduction_",
+    "decide",
     "plan_reduction",
     "reduce_layers",
     "reduce_model",
+    "shared_decisions",
 ]
 
 #: real-output factor of the error bound: |Re v| <= |v|, |2 Re v| <= 2 |v| (DiagonalSystems.output)
@@ -85,6 +95,68 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     a = np.array(a, dtype=np.float64, copy=True)
     a.setflags(write=False)
     return a
+
+
+# ---------------------------------------------------------------------------------------------- decisions
+_T = TypeVar("_T")
+#: the active hook of shared_decisions (None: decide locally)
+_DECIDER: contextvars.ContextVar[Callable[[Callable[[], Any]], Any] | None] = contextvars.ContextVar(
+    "ssmred_torch_decider", default=None
+)
+
+
+def decide(thunk: Callable[[], _T]) -> _T:
+    """Make one reduction decision: ``thunk()``, or through the hook of the enclosing :func:`shared_decisions`.
+
+    Parameters
+    ----------
+    thunk
+        Computes the decision (a :class:`ReductionPlan`, a verdict) from the local model.
+
+    Returns
+    -------
+    object
+        What ``thunk`` returned (on the deciding process) or its copy (on the others).
+
+    Examples
+    --------
+    >>> decide(lambda: 42)
+    42
+    """
+    hook = _DECIDER.get()
+    return thunk() if hook is None else hook(thunk)
+
+
+@contextlib.contextmanager
+def shared_decisions(hook: Callable[[Callable[[], Any]], Any]) -> Iterator[None]:
+    """Within the block, every :func:`decide` goes through ``hook`` (one process decides for all).
+
+    Parameters
+    ----------
+    hook
+        ``hook(thunk)`` must call ``thunk`` on exactly one process and return its result on every
+        process, e.g. with ``torch.distributed.broadcast_object_list`` from rank 0 (tensors moved to
+        the CPU before sending and to each process's device after). Every process must reach every
+        decision (they do: reductions happen at the same steps on all ranks).
+
+    Examples
+    --------
+    >>> from ssmred_torch import LRUModel, rank
+    >>> model = LRUModel(1, 4, 16, 2, 3, dtype=torch.float64)
+    >>> calls = []
+    >>> def hook(thunk):          # a one-process stand-in for "rank 0 decides, the plan is broadcast"
+    ...     calls.append(1)
+    ...     return thunk()
+    >>> with shared_decisions(hook):
+    ...     _ = reduce_model(model, rank(6))
+    >>> len(calls), model.state_sizes
+    (1, [6, 6])
+    """
+    token = _DECIDER.set(hook)
+    try:
+        yield
+    finally:
+        _DECIDER.reset(token)
 
 
 # ---------------------------------------------------------------------------------------------- plans
@@ -447,12 +519,14 @@ def reduce_model(
     """
     check_optimizer(optimizer, optimizer_policy)
     entries = ssm_layers(model)
-    plan = plan_reduction(
-        entries,
-        mode,
-        gate=gate,
-        max_condition=max_condition,
-        projections=optimizer is not None and optimizer_policy == "project",
+    plan = decide(
+        lambda: plan_reduction(
+            entries,
+            mode,
+            gate=gate,
+            max_condition=max_condition,
+            projections=optimizer is not None and optimizer_policy == "project",
+        )
     )
     return apply_reduction_(entries, plan, optimizer=optimizer, optimizer_policy=optimizer_policy)
 
@@ -506,5 +580,5 @@ def reduce_layers(
         if adapter is None:
             raise TypeError(f"layers must be registered SSM layers; got {type(layer).__name__}")
         entries.append(SSMLayer(name, layer, adapter))
-    plan = plan_reduction(entries, mode, gate=gate, max_condition=max_condition, projections=False)
+    plan = decide(lambda: plan_reduction(entries, mode, gate=gate, max_condition=max_condition, projections=False))
     return list(apply_reduction_(entries, plan).layers)
