@@ -147,6 +147,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_any(args: argparse.Namespace) -> int:
+    """``train`` in one process, in ``--nproc N`` processes, or as one rank of a torchrun job."""
+    from ssmred_app.distributed import train_command
+
+    return train_command(args, _cmd_train)
+
+
 # ---------------------------------------------------------------------------------------------- experiment
 def _cmd_experiment(args: argparse.Namespace) -> int:
     import dataclasses
@@ -251,7 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--force", action="store_true", help="with --no-resume: delete an earlier run in the folder first")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
-    t.set_defaults(func=_cmd_train)
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train in N processes on this machine with torch DDP (torchrun's launcher, --standalone); "
+        "optim.batch_size is per process, each step sees N times as many samples. Several machines: "
+        "torchrun --nnodes ... -m ssmred_app train ... (docs/distributed.md)",
+    )
+    t.set_defaults(func=_cmd_train_any)
 
     e = sub.add_parser(
         "experiment",

@@ -12,10 +12,18 @@ first); a run started again with the same folder resumes from the newest intact 
 uninterrupted run exactly on CPU (same losses, same weights). A non-finite loss or gradient stops the
 run (:class:`~ssmred_app.errors.TrainingDiverged`) before anything non-finite is saved. One process at
 a time trains into a folder (:class:`~ssmred_app.runstate.RunLock`).
+
+Under torchrun (``ssmred train --nproc N``; :mod:`ssmred_app.distributed`) the same trainer runs in
+every process: the model is wrapped in DistributedDataParallel, each epoch's permutation is sharded
+like ``DistributedSampler`` (``optim.batch_size`` per rank, ``N`` times that per step), metrics are
+all-reduced, every method hook runs with rank 0 deciding reductions and rollbacks (broadcast, applied on
+every rank, then a new DDP wrapper), and only rank 0 holds the lock and writes. The single-process path
+is unchanged.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -101,18 +109,32 @@ class Trainer:
         data: SequenceData | None = None,
         progress: bool = True,
         log: Callable[[str], None] | None = None,
+        distributed: Any = "auto",
     ) -> None:
         import torch
 
+        from ssmred_app.distributed import active
+
         self.torch = torch
+        #: the torch.distributed job (``None``: one process); "auto" finds an initialised process group
+        self.dist = active() if distributed == "auto" else distributed
+        self.world_size = 1 if self.dist is None else self.dist.world_size
         self.cfg = cfg
         self.out = Path(out)
+        if self.dist is not None:  # every rank trains rank 0's configuration into rank 0's folder
+            ref_cfg, ref_out = self.dist.broadcast(lambda: (config_to_dict(cfg), str(out)))
+            if ref_cfg != config_to_dict(cfg):
+                raise ConfigError(f"rank {self.dist.rank}: the configuration differs from rank 0's")
+            self.out = Path(ref_out)
+            progress = progress and self.dist.is_main
         self.ckpt_dir = self.out / "checkpoints"
         self.progress = progress
         self._log = log or (lambda s: print(s, file=sys.stderr, flush=True))
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         self.device = resolve_device(cfg.device)
+        if self.dist is not None:
+            self.device = self.dist.device_for(self.device)
         self.data = data if data is not None else load_dataset(cfg.data)
         d = self.data
         for note in d.warnings:
@@ -124,10 +146,18 @@ class Trainer:
             )
             for split in ("train", "val", "test")
         }
-        self.steps_per_epoch = math.ceil(len(d.y_train) / cfg.optim.batch_size)
+        if self.dist is None:
+            self.steps_per_epoch = math.ceil(len(d.y_train) / cfg.optim.batch_size)
+        else:  # each rank's share, ceil(n / N), in batches of optim.batch_size (= ceil(n / (N * batch)))
+            self.steps_per_epoch = math.ceil(math.ceil(len(d.y_train) / self.world_size) / cfg.optim.batch_size)
         self.total_steps = self.steps_per_epoch * cfg.optim.epochs
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model, d).to(self.device)
+        if self.dist is not None and self.dist.rank > 0:  # same initial weights, own dropout stream
+            torch.manual_seed(_rng_seed(cfg.seed, self.dist.rank))
+        self._ddp: Any = None  # the DistributedDataParallel wrapper of self.model (rebuilt when shapes change)
+        self._ddp_shapes: list[tuple[int, ...]] = []
+        self._stop_agreed = False
         self.optimizer, self.scheduler = self._make_optimizer()
         self.method: Method = build_method(cfg, self.total_steps)
         self.result = RunResult(name=cfg.name, config=config_to_dict(cfg), total_steps=self.total_steps)
@@ -140,7 +170,9 @@ class Trainer:
 
     # -- pieces ------------------------------------------------------------------------------------
     def log(self, msg: str) -> None:
-        """Emit one line (through tqdm when a bar is active)."""
+        """Emit one line (through tqdm when a bar is active); under DDP only rank 0 speaks."""
+        if self.dist is not None and not self.dist.is_main:
+            return
         if self.progress:
             from tqdm import tqdm
 
@@ -162,10 +194,14 @@ class Trainer:
         return optimizer, scheduler
 
     def evaluate(self, split: str) -> float:
-        """Accuracy on ``split`` (``train``, ``val`` or ``test``)."""
+        """Accuracy on ``split`` (``train``, ``val`` or ``test``); under DDP every rank evaluates a block
+        and the correct counts are all-reduced (every rank returns the same number).
+        """
         torch = self.torch
         X, y = self.tensors[split]
         bs = self.cfg.optim.eval_batch_size
+        if self.dist is not None:
+            return self._evaluate_shard(X, y, bs)
         was_training = self.model.training
         self.model.eval()
         correct = 0
@@ -174,6 +210,19 @@ class Trainer:
                 correct += int((self.model(X[i : i + bs]).argmax(-1) == y[i : i + bs]).sum())
         self.model.train(was_training)
         return correct / max(1, len(y))
+
+    def _evaluate_shard(self, X: Any, y: Any, bs: int) -> float:
+        torch, rank, ws = self.torch, self.dist.rank, self.world_size
+        lo, hi = len(y) * rank // ws, len(y) * (rank + 1) // ws
+        was_training = self.model.training
+        self.model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(lo, hi, bs):
+                j = min(i + bs, hi)
+                correct += int((self.model(X[i:j]).argmax(-1) == y[i:j]).sum())
+        self.model.train(was_training)
+        return int(self.dist.all_sum([correct])[0]) / max(1, len(y))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self) -> Path:
@@ -194,6 +243,14 @@ class Trainer:
             "result": json.dumps(self.result.to_dict()),
             "torch_rng": self.torch.get_rng_state(),
         }
+        if self.dist is not None:  # collectives: every rank's RNG (its dropout stream) into rank 0's file
+            rngs = self.dist.gather(self.torch.get_rng_state())
+            extra.update(world_size=self.world_size, torch_rng_ranks=rngs)
+            self.dist.broadcast(lambda: self._write_state(extra))  # a refusal on rank 0 stops every rank
+            return
+        self._write_state(extra)
+
+    def _write_state(self, extra: dict[str, Any]) -> None:
         from ssmred_torch import CheckpointError
 
         try:
@@ -205,9 +262,17 @@ class Trainer:
 
     def try_resume(self) -> bool:
         """Resume from the newest intact state in ``checkpoints/`` when there is one; return whether it did."""
-        found = read_run_state(self.ckpt_dir, map_location=self.device, log=self.log)
+        found = self._read_state()
         if found is None:
             return False
+        self._load_state(*found)
+        return True
+
+    def _read_state(self) -> tuple[Path, dict[str, Any]] | None:
+        """The newest intact state (checked against this run's configuration and number of processes)."""
+        found = read_run_state(self.ckpt_dir, map_location=self.device, log=self.log)
+        if found is None:
+            return None
         path, payload = found
         extra = payload["extra"]
         if not same_config(extra.get("config"), self.cfg):
@@ -215,6 +280,16 @@ class Trainer:
                 f"{self.out}: holds a checkpoint of a different configuration; "
                 "choose another --out, or start over with --no-resume --force"
             )
+        saved = int(extra.get("world_size", 1))
+        if saved != self.world_size:
+            raise ConfigError(
+                f"{self.out}: this run was trained by {saved} process(es), now there are {self.world_size}; "
+                f"resume it with {saved} (ssmred train --nproc {saved}), or start over with --no-resume --force"
+            )
+        return path, payload
+
+    def _load_state(self, path: Path, payload: dict[str, Any]) -> None:
+        extra = payload["extra"]
         from ssmred_torch import load
 
         sizes = [max(v) for v in payload["state_sizes"].values()]
@@ -230,17 +305,27 @@ class Trainer:
         restored.pop("mean_final_dim", None)
         self.result = RunResult(**restored)
         self.result.config = config_to_dict(self.cfg)
-        self.torch.set_rng_state(extra["torch_rng"].cpu())
+        rngs = extra.get("torch_rng_ranks") if self.dist is not None else None
+        self.torch.set_rng_state((rngs[self.dist.rank] if rngs else extra["torch_rng"]).cpu())
         self.log(
             f"[{self.cfg.name}] resumed from {path} at step {self.step} (epoch {self.epoch + 1}, "
             f"{self.batch} of {self.steps_per_epoch} steps done)"
         )
-        return True
 
     # -- the loop ----------------------------------------------------------------------------------
     def _method_state(self) -> Any:
         """The method, when it has progress to checkpoint (its ``state_dict`` is not ``None``)."""
         return self.method if self.method.state_dict() is not None else None
+
+    @property
+    def train_module(self) -> Any:
+        """The module to run training forward passes through: ``model``, or under DDP its wrapper
+        (rebuilt first when the parameters changed shape, e.g. by a method's reduction).
+        """
+        if self.dist is None:
+            return self.model
+        self._sync_ddp()
+        return self._ddp
 
     def evaluate_untimed(self, split: str) -> float:
         """:meth:`evaluate`, with its time kept out of the run's training time (for methods' checks)."""
@@ -297,14 +382,26 @@ class Trainer:
             "Lower optim.lr, enable optim.grad_clip, or check the data"
         )
 
-    def _train_step(self, xb: Any, yb: Any) -> tuple[float, int]:
-        """One optimizer step; returns (loss, correct). Refuses to step on a non-finite loss or gradient."""
+    def _train_step(self, xb: Any, yb: Any) -> tuple[float, int, int]:
+        """One optimizer step; returns (loss × samples, correct, samples), summed over the ranks under DDP.
+        Refuses to step on a non-finite loss or gradient.
+        """
         torch, cfg = self.torch, self.cfg
-        logits = self.model(xb)
+        logits = (self.model if self._ddp is None else self._ddp)(xb)
         loss = self.method.loss(self, logits, yb, xb)
         loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):
-            raise self._diverged(f"the loss became {loss_value}")
+        if self.dist is None:
+            if not math.isfinite(loss_value):
+                raise self._diverged(f"the loss became {loss_value}")
+        else:  # one all-reduce: global metrics, and agreement on divergence and on stopping
+            finite = math.isfinite(loss_value)
+            mine = [loss_value * len(yb) if finite else 0.0, int((logits.argmax(-1) == yb).sum()), len(yb)]
+            sums = self.dist.all_sum([*mine, 0.0 if finite else 1.0, float(self._stop_signal is not None)])
+            self._stop_agreed = sums[4] > 0
+            if sums[3] > 0:
+                raise self._diverged(
+                    f"the loss became {loss_value}" if not finite else "the loss became non-finite in another process"
+                )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.optim.grad_clip is not None:
@@ -313,10 +410,14 @@ class Trainer:
                 raise self._diverged(f"the gradient norm became {norm}")
         self.optimizer.step()
         self.scheduler.step()
-        correct = int((logits.argmax(-1) == yb).sum())
+        if self.dist is None:
+            correct = int((logits.argmax(-1) == yb).sum())
+            done = (loss_value * len(yb), correct, len(yb))
+        else:
+            done = (sums[0], int(sums[1]), int(sums[2]))
         # drop the graph before the controller may resize parameters (see ssmred_torch.replace_parameter_)
         del logits, loss
-        return loss_value, correct
+        return done
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         if self._stop_signal is not None:  # a second signal: stop at once
@@ -363,17 +464,17 @@ class Trainer:
         KeyboardInterrupt
             After SIGINT or SIGTERM, once the state at the current step is saved.
         """
-        with RunLock(self.out):
-            if not resume and run_folder_has_state(self.out):
-                if not force:
-                    raise RunError(
-                        f"{self.out} holds an earlier run; --no-resume starts from an empty folder: add --force to "
-                        "delete it, or choose another --out"
-                    )
-                clear_run_folder(self.out)
-            if resume:
-                self.try_resume()
-            self.method.setup(self)
+        with contextlib.ExitStack() as stack:
+            if self.dist is None:
+                stack.enter_context(RunLock(self.out))
+                self._prepare_folder(resume, force)
+                if resume:
+                    self.try_resume()
+            else:  # rank 0 locks, checks and reads; every rank gets its verdict (or its error) and the state
+                found = self.dist.broadcast(lambda: self._prepare_main(stack, resume, force))
+                if found is not None:
+                    self._load_state(*found)
+            self._hook(self.method.setup)
             handlers = {}
             if threading.current_thread() is threading.main_thread():
                 handlers = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -382,6 +483,69 @@ class Trainer:
             finally:
                 for s, h in handlers.items():
                     signal.signal(s, h)
+
+    def _prepare_folder(self, resume: bool, force: bool) -> None:
+        if not resume and run_folder_has_state(self.out):
+            if not force:
+                raise RunError(
+                    f"{self.out} holds an earlier run; --no-resume starts from an empty folder: add --force to "
+                    "delete it, or choose another --out"
+                )
+            clear_run_folder(self.out)
+
+    def _prepare_main(
+        self, stack: contextlib.ExitStack[Any], resume: bool, force: bool
+    ) -> tuple[Path, dict[str, Any]] | None:
+        """Rank 0 under DDP: take the lock (held until the run ends), check the folder, read the state."""
+        stack.enter_context(RunLock(self.out))
+        self._prepare_folder(resume, force)
+        return self._read_state() if resume else None
+
+    def _hook(self, fn: Callable[[Trainer], None], *, rewrap: bool = True) -> None:
+        """Call a method hook; under DDP with rank 0 deciding every reduction (and rollback), then a new
+        DDP wrapper when the parameters changed shape.
+        """
+        if self.dist is None:
+            fn(self)
+            return
+        from ssmred_torch.reduce import shared_decisions
+
+        with shared_decisions(self.dist.broadcast):
+            fn(self)
+        if rewrap:
+            self._sync_ddp()
+
+    def _sync_ddp(self) -> None:
+        """(Re)build the DDP wrapper when the model or its parameter shapes changed since it was built."""
+        shapes = [tuple(p.shape) for p in self.model.parameters()]
+        if self._ddp is not None and self._ddp.module is self.model and shapes == self._ddp_shapes:
+            return
+        if self._ddp is None:
+            self._ddp = self.dist.wrap(self.model)
+        else:
+            t0 = time.perf_counter()
+            self._ddp = self.dist.rewrap(self._ddp, self.model)
+            seconds = time.perf_counter() - t0
+            self.result.reduction_time_s += seconds
+            if self.result.reductions and self.result.reductions[-1].get("step") == self.step:
+                self.result.reductions[-1]["ddp_rewrap_s"] = seconds
+        self._ddp_shapes = shapes
+
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop (under DDP: on any rank; a collective)."""
+        mine = self._stop_signal is not None
+        return mine if self.dist is None else self.dist.any(mine)
+
+    def _epoch_batches(self, n: int) -> list[Any]:
+        """The batches of the current epoch (under DDP: the share of this rank, DistributedSampler-like)."""
+        if self.dist is None:
+            return _batches(n, self.cfg.optim.batch_size, self.cfg.seed, self.epoch)
+        from ssmred_app.distributed import shard_indices
+
+        perm = np.random.default_rng(_rng_seed(self.cfg.seed, self.epoch)).permutation(n)
+        mine = shard_indices(perm, self.dist.rank, self.world_size)
+        bs = self.cfg.optim.batch_size
+        return [mine[i : i + bs] for i in range(0, len(mine), bs)]
 
     def _run(
         self,
@@ -411,21 +575,21 @@ class Trainer:
         try:
             self.model.train()
             while self.epoch < cfg.optim.epochs:
-                batches = _batches(len(ytr), cfg.optim.batch_size, cfg.seed, self.epoch)
+                batches = self._epoch_batches(len(ytr))
                 st = self._epoch_stats
                 while self.batch < len(batches):
                     idx = torch.as_tensor(batches[self.batch], device=self.device)
-                    loss_value, correct = self._train_step(Xtr[idx], ytr[idx])
+                    loss_sum, correct, seen = self._train_step(Xtr[idx], ytr[idx])
                     self.step += 1
                     self.batch += 1
-                    st["loss_sum"] += loss_value * len(idx)
+                    st["loss_sum"] += loss_sum
                     st["correct"] += correct
-                    st["seen"] += len(idx)
-                    self.method.after_step(self)
+                    st["seen"] += seen
+                    self._hook(self.method.after_step)
                     if bar is not None:
                         bar.update(1)
                         bar.set_postfix(loss=f"{st['loss_sum'] / st['seen']:.3f}", n=state_sizes(self.model))
-                    stop = self._stop_signal is not None
+                    stop = self._stop_signal is not None if self.dist is None else self._stop_agreed
                     if self.batch < len(batches) and (stop or (every and self.step % every == 0)):
                         close_segment()
                         res.wall_time_s = time.perf_counter() - wall0
@@ -457,12 +621,13 @@ class Trainer:
                 self.epoch, self.batch = self.epoch + 1, 0
                 self._epoch_stats = {"loss_sum": 0.0, "correct": 0, "seen": 0}
                 self.save_checkpoint()
-                save_model_file(
-                    self.ckpt_dir / f"epoch_{self.epoch:03d}.pt", self.model, config=res.config, epoch=self.epoch
-                )
+                if self.dist is None or self.dist.is_main:
+                    save_model_file(
+                        self.ckpt_dir / f"epoch_{self.epoch:03d}.pt", self.model, config=res.config, epoch=self.epoch
+                    )
                 if on_epoch_end is not None:
                     on_epoch_end(self.epoch, self)
-                if self._stop_signal is not None and self.epoch < cfg.optim.epochs:
+                if self._stop_requested() and self.epoch < cfg.optim.epochs:
                     raise KeyboardInterrupt
                 seg[:] = [time.perf_counter(), time.process_time(), 0.0, 0.0]
         except KeyboardInterrupt:
@@ -471,14 +636,15 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        self.method.finish(self)
+        self._hook(self.method.finish, rewrap=False)
         res.final_dims = state_sizes(self.model)
         if res.dims_trace[-1][0] != self.step:
             res.dims_trace.append([self.step, list(res.final_dims)])
         res.val_acc = self.evaluate("val")
         res.test_acc = self.evaluate("test")
         res.wall_time_s = time.perf_counter() - wall0
-        (self.out / "result.json").write_text(json.dumps(res.to_dict(), indent=1))
+        if self.dist is None or self.dist.is_main:
+            (self.out / "result.json").write_text(json.dumps(res.to_dict(), indent=1))
         return res
 
 
