@@ -266,10 +266,14 @@ def test_run_lock_and_world_size_under_ddp(ddp_run):
     assert proc.stderr.count("in use by another ssmred process") == 1, proc.stderr
     assert not (base / "busy" / "checkpoints").exists()
 
-    proc = _ssmred("train", "--config", str(base / "cfg.yaml"), "--out", str(base / "ddp"), "--no-progress")
-    assert proc.returncode == 2
-    assert "trained by 2 process(es)" in proc.stderr
-    assert "--nproc 2" in proc.stderr
+    from ssmred_app.config import ConfigError, load_config, with_sections
+    from ssmred_app.trainer import Trainer
+
+    cfg = with_sections(load_config(base / "cfg.yaml"), out=None)
+    with pytest.raises(
+        ConfigError, match=r"trained by 2 process\(es\), now there are 1; resume it with 2 \(ssmred train --nproc 2"
+    ):
+        Trainer(cfg, base / "ddp", progress=False, log=lambda s: None).run()
 
 
 # ---------------------------------------------------------------------------------------------- in-process
