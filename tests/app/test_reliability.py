@@ -139,7 +139,7 @@ def test_killed_process_resumes_to_the_same_weights(tmp_path, sig):
     """Items 2 and 8: kill -9 at any moment (the steps since the last state are replayed) or SIGTERM
     (the step in progress is finished and saved, exit 130)."""
     cfg_path = tmp_path / "tiny.yaml"
-    cfg_path.write_text(TINY.replace("epochs: 3", "epochs: 2, checkpoint_every: 5"))
+    cfg_path.write_text(TINY.replace("epochs: 3", "epochs: 3, checkpoint_every: 5"))
     ref = subprocess.run(_train_cmd(cfg_path, tmp_path / "ref"), env=_env(), capture_output=True, text=True, cwd=ROOT)
     assert ref.returncode == 0, ref.stderr
     proc = subprocess.Popen(
