@@ -410,7 +410,7 @@ class S5Model(SSMClassifier):
         If given, inputs are integer tokens ``(batch, length)`` and the encoder is an embedding.
     dropout
         Dropout probability in the blocks.
-    discretization, conj_sym, blocks, dt_min, dt_max
+    discretization, conj_sym, blocks, dt_min, dt_max, clip_eigs
         S5 settings, see :class:`~ssmred_torch.S5`.
     dtype, device
         Parameter dtype and device.
@@ -444,6 +444,7 @@ class S5Model(SSMClassifier):
         blocks: int = 1,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
+        clip_eigs: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
@@ -461,6 +462,7 @@ class S5Model(SSMClassifier):
                 blocks=blocks,
                 dt_min=dt_min,
                 dt_max=dt_max,
+                clip_eigs=clip_eigs,
                 generator=generator,
                 **kw,
             )

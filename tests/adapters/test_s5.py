@@ -28,6 +28,7 @@ from ssmred_torch import (  # noqa: E402
 )
 from ssmred_torch.layers.s5 import hippo_n  # noqa: E402
 
+from ssmred import hinf_norm as ssmred_hinf  # noqa: E402
 from ssmred.errors import DimensionError  # noqa: E402
 
 pytestmark = pytest.mark.torch
@@ -249,3 +250,30 @@ def test_project_maps_first_moments_by_the_pullback_of_the_truncation(gen):
     ((Wb.conj() * B_old).real.sum() + (Wc.conj() * C_old).real.sum()).backward()
     for name, t in (("B_re", B_re), ("B_im", B_im), ("C_re", C_re), ("C_im", C_im)):
         torch.testing.assert_close(opt.state[getattr(layer, name)]["momentum_buffer"], t.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_clip_eigs_keeps_the_layer_stable_and_write_back_exact(gen):
+    layer = S5(3, 12, clip_eigs=True, dtype=F64, generator=gen)
+    with torch.no_grad():
+        layer.Lambda_re[:2] = 0.3  # what training can do to an unconstrained real part
+    assert float(layer.continuous_eigenvalues().real.max().detach()) == pytest.approx(-1e-4)
+    assert bool((layer.discrete_system()[0].abs() < 1).all())
+    unclipped = S5(3, 12, dtype=F64, generator=gen)
+    with torch.no_grad():
+        unclipped.Lambda_re[0] = 0.3
+    (lp,) = plan_reduction(unclipped, rank(4)).layers
+    assert lp.report.status == "refused"  # an unstable layer is not reduced
+    # write-back into a clipped layer is exact when it is accepted, refused when the clipping would bite
+    safe = S5(3, 12, clip_eigs=True, dtype=F64, generator=gen)
+    full = to_statespace(safe, exact=True)
+    (lr,) = reduce_model(safe, rank(4), gate=1.0).layers
+    assert lr.status == "reduced"
+    assert float(safe.Lambda_re.detach().max()) <= -1e-4
+    assert ssmred_hinf(full - to_statespace(safe, exact=True)) <= lr.error_bound * (1 + 1e-8)
+    with torch.no_grad():
+        safe.Lambda_re.fill_(-1e-4)  # every mode at the clipping bound
+    full = to_statespace(safe, exact=True)
+    (lr,) = reduce_model(safe, rank(2), gate=1.0).layers
+    if lr.status == "reduced":
+        assert float(safe.Lambda_re.detach().max()) <= -1e-4
+        assert ssmred_hinf(full - to_statespace(safe, exact=True)) <= lr.error_bound * (1 + 1e-8)

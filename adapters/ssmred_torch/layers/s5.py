@@ -136,6 +136,10 @@ class S5(nn.Module):
     blocks
         Number of HiPPO-N blocks of the initial state matrix (must divide ``P``, each block of even size
         under ``conj_sym``).
+    clip_eigs
+        Use :math:`\min(\text{Lambda\_re}, -10^{-4})` as the real part (S5's ``clip_eigs``): the
+        stored real part is unconstrained, and training can push it above 0 (an unstable layer, which
+        a reduction refuses); off by default, as in S5.
     dt_min, dt_max
         Range of the log-uniform initial steps, ``0 < dt_min <= dt_max``.
     dtype
@@ -170,6 +174,7 @@ class S5(nn.Module):
         blocks: int = 1,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
+        clip_eigs: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
         generator: torch.Generator | None = None,
@@ -180,6 +185,9 @@ class S5(nn.Module):
         J = _check_positive_int("blocks", blocks)
         if not isinstance(conj_sym, bool):
             raise TypeError(f"conj_sym must be a bool; got {conj_sym!r}")
+        if not isinstance(clip_eigs, bool):
+            raise TypeError(f"clip_eigs must be a bool; got {clip_eigs!r}")
+        self.clip_eigs = clip_eigs
         if P % J or (conj_sym and (P // J) % 2):
             raise ValueError(
                 f"blocks must divide d_state into blocks of {'even ' if conj_sym else ''}size; got d_state={P}, "
@@ -245,12 +253,12 @@ class S5(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"d_model={self.d_model}, d_state={self.d_state}, discretization={self.discretization!r}, "
-            f"conj_sym={self.conj_sym}"
+            f"conj_sym={self.conj_sym}, clip_eigs={self.clip_eigs}"
         )
 
     # ------------------------------------------------------------------ system data
     def continuous_eigenvalues(self) -> torch.Tensor:
-        r"""The continuous-time diagonal :math:`\Lambda = \text{Lambda\_re} + i\,\text{Lambda\_im}`.
+        r"""The continuous-time diagonal :math:`\Lambda = \text{Lambda\_re} + i\,\text{Lambda\_im}` (clipped real part).
 
         Returns
         -------
@@ -262,7 +270,7 @@ class S5(nn.Module):
         >>> float(S5(2, 8).continuous_eigenvalues().real.max().detach())
         -0.5
         """
-        return torch.complex(self.Lambda_re, self.Lambda_im)
+        return _eigenvalues(self, self.Lambda_re.dtype)
 
     def discrete_system(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         r"""The discrete data :math:`(\bar\Lambda, \log\bar\Lambda, \bar B, \tilde C)` in the parameter precision.
@@ -426,8 +434,18 @@ class S5(nn.Module):
 
 
 # ---------------------------------------------------------------------------------------------- system data
+_CLIP = -1e-4  # S5's clip_eigs bound on the real part
+
+
+def _eigenvalues(layer: S5, dtype: torch.dtype) -> torch.Tensor:
+    re = layer.Lambda_re.to(dtype)
+    if layer.clip_eigs:
+        re = re.clamp(max=_CLIP)
+    return torch.complex(re, layer.Lambda_im.to(dtype))
+
+
 def _discrete(layer: S5, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    a = torch.complex(layer.Lambda_re.to(dtype), layer.Lambda_im.to(dtype))
+    a = _eigenvalues(layer, dtype)
     lam, log_lam, phi = discretize_diagonal(a, torch.exp(layer.log_step.to(dtype)), layer.discretization)
     Bbar = phi[:, None] * torch.complex(layer.B_re.to(dtype), layer.B_im.to(dtype))
     return lam, log_lam, Bbar, torch.complex(layer.C_re.to(dtype), layer.C_im.to(dtype))
@@ -483,6 +501,7 @@ def s5_from_reference(
     *,
     discretization: Literal["zoh", "bilinear"] = "zoh",
     conj_sym: bool = True,
+    clip_eigs: bool = False,
     step_rescale: float = 1.0,
     dtype: torch.dtype | None = None,
     device: torch.device | str | None = None,
@@ -504,6 +523,8 @@ def s5_from_reference(
         The model's ``discretization`` (``"zoh"`` or ``"bilinear"``).
     conj_sym
         The model's ``conj_sym``.
+    clip_eigs
+        The model's ``clip_eigs``.
     step_rescale
         S5's ``step_rescale``: the steps used are :math:`\text{step\_rescale}\cdot e^{\text{log\_step}}`
         (folded into the imported ``log_step``).
@@ -562,6 +583,7 @@ def s5_from_reference(
         2 * n if conj_sym else n,
         discretization=discretization,
         conj_sym=conj_sym,
+        clip_eigs=clip_eigs,
         dtype=dtype,
         device=device,
         generator=torch.Generator().manual_seed(0),  # values are overwritten; keep the global RNG untouched

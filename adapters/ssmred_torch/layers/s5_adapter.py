@@ -32,7 +32,7 @@ from ssmred_torch.layers._continuous import (  # noqa: E402
     half_states_from_real,
     nearest_modes,
 )
-from ssmred_torch.layers.s5 import S5, s5_matrices  # noqa: E402
+from ssmred_torch.layers.s5 import _CLIP, S5, s5_matrices  # noqa: E402
 from ssmred_torch.optim import project_pair_, project_per_state_  # noqa: E402
 
 __all__ = ["S5Adapter"]
@@ -224,6 +224,7 @@ class S5Adapter(AbstractAdapter[S5]):
             (2 if like.conj_sym else 1) * mu.size,
             discretization=like.discretization,
             conj_sym=like.conj_sym,
+            clip_eigs=like.clip_eigs,
             dt_min=like.dt_min,
             dt_max=like.dt_max,
             dtype=like.D.dtype,
@@ -267,16 +268,25 @@ class S5Adapter(AbstractAdapter[S5]):
         Raises
         ------
         ReductionRefused
-            For non-finite parameters or a reduced eigenvalue outside the unit disc beyond round-off.
+            For non-finite parameters, a reduced eigenvalue outside the unit disc beyond round-off, or
+            (``clip_eigs``) one with a real part the clipping would change.
         """
         params, phi_new, unstable = _parameters_from_modes(layer, reduced.mu[0], reduced.B[0], reduced.C[0])
         if not all(bool(torch.isfinite(v).all()) for v in params.values()):
             raise ReductionRefused("the reduced parameters are not finite")
         if bool(unstable):
             raise ReductionRefused("the reduced system is unstable (|mu| > 1 beyond round-off)")
+        if layer.clip_eigs:
+            # a mode kept at the clipping bound comes back with round-off around it: store the bound
+            if bool((params["Lambda_re"] > _CLIP * (1.0 - 1e-8)).any()):
+                raise ReductionRefused(
+                    f"a reduced eigenvalue has Re(Lambda) = {float(params['Lambda_re'].max()):.6g} > {_CLIP:g}, "
+                    "which the layer's clip_eigs would change"
+                )
+            params["Lambda_re"] = params["Lambda_re"].clamp(max=_CLIP)
         with torch.no_grad():
             f64 = torch.float64
-            a_old = torch.complex(layer.Lambda_re.detach().to(f64), layer.Lambda_im.detach().to(f64))
+            a_old = layer.continuous_eigenvalues().detach().to(torch.complex128)
             phi_old = discretize_diagonal(a_old, torch.exp(layer.log_step.detach().to(f64)), layer.discretization)[2]
         n = layer.n_states
         layer.replace_parameters_(**params)
