@@ -39,6 +39,8 @@ __all__ = [
     "CompressionConfig",
     "ConfigError",
     "DataConfig",
+    "METHODS",
+    "MethodConfig",
     "ModelConfig",
     "OptimConfig",
     "RunConfig",
@@ -276,6 +278,96 @@ class CompressionConfig(Section):
     optimizer_policy: Literal["project", "slice", "reset"] = "project"
 
 
+MethodName = Literal["auto", "full", "compressm", "bt_init", "random", "smallest", "post_bt", "hnn", "distill", "last"]
+METHODS: tuple[str, ...] = typing.get_args(MethodName)
+
+
+class MethodConfig(Section):
+    r"""The training method (:mod:`ssmred_app.methods`): CompreSSM or one of the baselines it is compared with.
+
+    Attributes
+    ----------
+    name
+        ``auto`` (default: ``compressm`` when ``compression.mode`` is set, else ``full``); ``full``
+        (plain training; also the same-size-from-scratch runs); ``compressm`` (in-training balanced
+        truncation by the ``compression`` rule and schedule); ``bt_init`` (the ``compression`` rule
+        applied ``init_repeats`` times at step 0, then plain training); ``random`` / ``smallest``
+        (the ``compression`` rule and schedule choose the orders, but the kept states are a random
+        subset / the smallest-HSV states of the ``basis``); ``post_bt`` (train at full size, balanced
+        truncation once at the end, optional fine-tune); ``hnn`` (Hankel nuclear-norm regularisation
+        :math:`\lambda\sum\sigma` added to the loss every step, then the post-training cut); ``distill``
+        (knowledge distillation from ``teacher``: loss :math:`(1-\alpha)\,\mathrm{CE} +
+        \alpha T^2\,\mathrm{KL}`); ``last`` (LAST pruning after training: H∞ scores normalised per
+        layer, one global threshold keeping ``target_total`` states).
+    hsv
+        Which HSVs choose the orders (``compressm``, ``bt_init``, ``random``, ``smallest``, ``post_bt``,
+        ``hnn``): ``proxy`` (the complex system's, as published) or ``real`` (the exact real-output
+        map's, ``2n`` values; ``⌈r_real/2⌉`` complex states are kept).
+    min_order
+        Floor of every layer's order at every cut (the rule's order is raised to it).
+    basis
+        ``random`` / ``smallest``: choose among the ``balanced`` states (square-root basis) or the
+        layer's own ``modal`` states.
+    selection_seed
+        Seed of the random choice (default: the run's ``seed``); each cut draws from
+        ``SeedSequence([selection_seed, step])``.
+    init_repeats
+        ``bt_init``: how many times the rule is applied at step 0 (default: the number of scheduled
+        attempts, so that τ applies as often as in the CompreSSM run; 1 for ``rank`` mode).
+    cut_orders
+        Scheduled methods: the orders of every cut (one list of per-layer orders per attempt) instead of the
+        rule's — the matched controls: ``ssmred experiment`` passes the paired CompreSSM run's sizes after
+        each of its attempts, so that ``random`` / ``smallest`` cut to exactly the same sizes at the same
+        steps, and ``bt_init`` to its final sizes at step 0 (one attempt per list; orders at or above
+        ``gate * n`` leave a layer untouched).
+    target_total
+        Post-training cuts (``post_bt``, ``hnn``, ``last``): the total number of states kept over all
+        layers, shared by one global threshold (normalised HSVs for BT, normalised LAST scores for LAST).
+        ``null``: the ``compression`` rule, applied once (``post_bt``, ``hnn``; ``hnn`` without a rule
+        keeps the full size).
+    finetune_epochs
+        Post-training cuts: epochs of fine-tuning after the cut (constant learning rate ``finetune_lr``).
+    finetune_lr
+        Learning rate of the fine-tuning (AdamW, SSM parameters at ``optim.ssm_lr_factor`` of it).
+    hnn_lambda
+        ``hnn``: weight λ of the Hankel nuclear norm (sum of all layers' HSVs).
+    teacher
+        ``distill``: the teacher's model file (e.g. the full run's ``checkpoints/epoch_030.pt``).
+    alpha, temperature
+        ``distill``: weight α of the distillation term and temperature T.
+    """
+
+    name: MethodName = "auto"
+    hsv: Literal["proxy", "real"] = "proxy"
+    min_order: _PositiveInt = 1
+    basis: Literal["balanced", "modal"] = "balanced"
+    selection_seed: Annotated[int | None, value_rule(lambda v: v is None or v >= 0, "must be >= 0, got {v}")] = None
+    init_repeats: Annotated[int | None, value_rule(lambda v: v is None or v >= 1, "must be >= 1, got {v}")] = None
+    cut_orders: Annotated[
+        list[list[int]] | None,
+        value_rule(
+            lambda v: v is None or (bool(v) and all(v_k and all(r >= 1 for r in v_k) for v_k in v)),
+            "expected a non-empty list of non-empty lists of orders >= 1, got {v!r}",
+        ),
+    ] = None
+    target_total: Annotated[int | None, value_rule(lambda v: v is None or v >= 1, "must be >= 1, got {v}")] = None
+    finetune_epochs: Annotated[int, value_rule(lambda v: v >= 0, "must be >= 0, got {v}")] = 0
+    finetune_lr: Annotated[float, value_rule(lambda v: v > 0, "must be > 0, got {v}")] = 1e-3
+    hnn_lambda: Annotated[float, value_rule(lambda v: v >= 0, "must be >= 0, got {v}")] = 1e-3
+    teacher: str | None = None
+    alpha: Annotated[float, value_rule(lambda v: 0 <= v <= 1, "must lie in [0, 1], got {v}")] = 0.5
+    temperature: Annotated[float, value_rule(lambda v: v > 0, "must be > 0, got {v}")] = 2.0
+
+    def resolved(self, compression: CompressionConfig) -> str:
+        """The method that runs: ``auto`` resolved by ``compression.mode``."""
+        if self.name != "auto":
+            return self.name
+        return "full" if compression.mode == "none" else "compressm"
+
+
+_SCHEDULED = ("compressm", "bt_init", "random", "smallest")
+
+
 class RunConfig(Section):
     """A whole training run.
 
@@ -295,6 +387,8 @@ class RunConfig(Section):
         Run folder (``null``: a new folder under ``runs/``).
     data, model, optim, compression
         The sections.
+    method
+        The training method (default ``auto``: CompreSSM when ``compression.mode`` is set).
     """
 
     name: str = "run"
@@ -311,11 +405,46 @@ class RunConfig(Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
+    method: MethodConfig = Field(default_factory=MethodConfig)
 
-    @field_validator("data", "model", "optim", "compression", mode="before")
+    @field_validator("data", "model", "optim", "compression", "method", mode="before")
     @classmethod
     def _empty_section_is_default(cls, value: Any) -> Any:
         return {} if value is None else value
+
+    @model_validator(mode="after")
+    def _method_fits(self) -> RunConfig:
+        m, c = self.method, self.compression
+        name = m.resolved(c)
+        problems = []
+        if name in _SCHEDULED and m.name != "auto" and c.mode == "none" and m.cut_orders is None:
+            problems.append(
+                f"method.name: {name!r} takes its orders from the compression rule; set compression.mode "
+                "(or method.cut_orders)"
+            )
+        if (
+            name in _SCHEDULED
+            and c.mode == "pragmatic"
+            and (name != "compressm" or m.hsv != "proxy" or m.min_order > 1)
+        ):
+            problems.append(
+                f"method: pragmatic mode runs only as plain CompreSSM (method.name {name!r}, hsv {m.hsv!r}, "
+                f"min_order {m.min_order})"
+            )
+        if m.cut_orders is not None and any(len(o) != self.model.n_layers for o in m.cut_orders):
+            problems.append(f"method.cut_orders: every cut needs one order per layer ({self.model.n_layers})")
+        if name == "last" and m.target_total is None:
+            problems.append("method.target_total: 'last' needs the total number of states to keep")
+        if name == "distill" and not m.teacher:
+            problems.append("method.teacher: 'distill' needs the teacher's model file")
+        if m.target_total is not None and not self.model.n_layers <= m.target_total <= sum(self.model.state_sizes()):
+            problems.append(
+                f"method.target_total: must lie in [{self.model.n_layers}, {sum(self.model.state_sizes())}] (one state "
+                f"per layer at least, at most all states), got {m.target_total}"
+            )
+        if problems:
+            invalid_combination(*problems)
+        return self
 
     @model_validator(mode="after")
     def _ranks_fit_model(self) -> RunConfig:
@@ -346,7 +475,7 @@ def parse_config(raw: Mapping[str, Any] | None) -> RunConfig:
     Parameters
     ----------
     raw
-        Parsed YAML (sections ``data``, ``model``, ``optim``, ``compression`` and top-level keys).
+        Parsed YAML (sections ``data``, ``model``, ``optim``, ``compression``, ``method`` and top-level keys).
 
     Returns
     -------

@@ -22,6 +22,8 @@ __all__ = [
     "plot_acc_vs_dim",
     "plot_acc_vs_time",
     "plot_analysis",
+    "plot_frontier",
+    "plot_kept_energy",
     "plot_hsv_spectra",
     "plot_state_sizes",
 ]
@@ -261,4 +263,97 @@ def plot_analysis(layers: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
         a2.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    return _save(fig, path)
+
+
+def plot_frontier(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """The compression frontier: test accuracy against mean final state dimension, one curve per method.
+
+    Parameters
+    ----------
+    points
+        Each ``{"label", "group", "dim", "dim_std"?, "acc", "acc_std"?, "note"?}`` (one per variant,
+        means over seeds; the standard deviations over seeds are drawn as error bars in both axes).
+        The group ``full`` is drawn as a horizontal band (mean ± sd) across the plot.
+    path
+        Output PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    fig = _figure(figsize=(7.0, 4.4))
+    ax = fig.subplots()
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for p in points:
+        groups.setdefault(str(p.get("group", p["label"])), []).append(p)
+    markers = "osD^vP*Xh<>"
+    k = 0
+    for g, ps in groups.items():
+        if g == "full":
+            p = ps[0]
+            y, e = 100 * p["acc"], 100 * p.get("acc_std", 0.0)
+            ax.axhspan(y - e, y + e, color="0.85", zorder=0)
+            ax.axhline(y, color="0.4", lw=1.2, ls="--", label=f"full (n = {p['dim']:g})", zorder=1)
+            continue
+        ps = sorted(ps, key=lambda p: float(p["dim"]))
+        color = _COLORS[k % len(_COLORS)]
+        ax.errorbar(
+            [p["dim"] for p in ps],
+            [100 * p["acc"] for p in ps],
+            yerr=[100 * p.get("acc_std", 0.0) for p in ps],
+            xerr=[p.get("dim_std", 0.0) for p in ps],
+            fmt=markers[k % len(markers)] + "-",
+            color=color,
+            capsize=3,
+            ms=5,
+            lw=1.2,
+            label=g,
+        )
+        k += 1
+    ax.set_xscale("log", base=2)
+    dims = [float(p["dim"]) for p in points if p["dim"] and p["dim"] > 0]
+    if dims:
+        ticks = [2.0**j for j in range(int(np.floor(np.log2(min(dims)))), int(np.ceil(np.log2(max(dims)))) + 1)]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+    ax.set_xlabel("mean final state dimension per layer (log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def plot_kept_energy(cuts: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
+    """Kept share of Σσ at every cut (solid) and its cumulative product (dashed), one colour per run.
+
+    Parameters
+    ----------
+    cuts
+        Rows of :func:`ssmred_app.experiment.cut_table` (``variant``, ``cut``, ``kept``, ``cumulative``
+        in %).
+    path
+        Output PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    fig = _figure(figsize=(7.0, 4.0))
+    ax = fig.subplots()
+    by: dict[str, list[Mapping[str, Any]]] = {}
+    for c in cuts:
+        by.setdefault(str(c["variant"]), []).append(c)
+    for k, (v, cs) in enumerate(by.items()):
+        color = _COLORS[k % len(_COLORS)]
+        xs = [c["cut"] for c in cs]
+        ax.plot(xs, [c["kept"] for c in cs], "o-", color=color, lw=1.2, ms=4, label=v)
+        ax.plot(xs, [c["cumulative"] for c in cs], "--", color=color, lw=1.0)
+    ax.set_xlabel("cut (attempt number)")
+    ax.set_ylabel("kept share of Σσ (%); dashed: cumulative")
+    ax.set_ylim(0, 105)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
     return _save(fig, path)

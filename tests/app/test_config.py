@@ -51,7 +51,7 @@ def test_every_problem_at_once() -> None:
         "optim.lr: expected float, got 'fast'",
         "compression.tau: tau must be in [0, 1); got 1.5",
         "compression.schedule: schedule[0] = 1.5: a fraction must be in (0, 1]",
-        "bogus: unknown key (valid keys: name, seed, device, threads, out, data, model, optim, compression)",
+        "bogus: unknown key (valid keys: name, seed, device, threads, out, data, model, optim, compression, method)",
     ]
     # rules that tie fields together are checked once the fields themselves are valid
     assert _problems({"model": {"n_layers": 2, "d_state": [8, 8, 8], "r_min": 0.99, "r_max": 0.9}}) == [
