@@ -175,7 +175,8 @@ def test_largest_balanced_plan_is_plan_reduction() -> None:
     a = plan_selection(model, [3, 4]).plan
     b = plan_reduction(model, rank([3, 4]))
     for x, y in zip(a.layers, b.layers, strict=True):
-        assert torch.equal(x.reduced.mu, y.reduced.mu) and torch.equal(x.reduced.B, y.reduced.B)
+        assert torch.equal(x.reduced.mu, y.reduced.mu)
+        assert torch.equal(x.reduced.B, y.reduced.B)
 
 
 # ---------------------------------------------------------------------------------------------- methods in the trainer
@@ -191,7 +192,8 @@ def test_post_training_bt_is_the_core_balanced_truncation(tmp_path: Path, data) 
     trainer = Trainer(cfg, tmp_path / "run", data=data, progress=False, log=lambda s: None)
     res = trainer.run()
     assert res.final_dims == [5]
-    assert res.reductions[-1]["step"] == res.total_steps and res.reductions[-1]["kind"] == "post-training post_bt"
+    assert res.reductions[-1]["step"] == res.total_steps
+    assert res.reductions[-1]["kind"] == "post-training post_bt"
     trained, _ = load_model_file(tmp_path / "run" / "checkpoints" / "epoch_002.pt")
     sys_full = to_statespace(ssm_layers(trained)[0].module)
     core = BalancedTruncation(sys_full).reduce(5, method="sr").reduced
@@ -200,7 +202,8 @@ def test_post_training_bt_is_the_core_balanced_truncation(tmp_path: Path, data) 
     # everything else of the model is untouched
     for (k, v), (k2, w) in zip(trained.state_dict().items(), trainer.model.state_dict().items(), strict=True):
         if ".ssm." not in k:
-            assert k == k2 and torch.equal(v, w)
+            assert k == k2
+            assert torch.equal(v, w)
 
 
 def test_posthoc_shortcut_equals_training_with_the_method(tmp_path: Path, data) -> None:
@@ -215,7 +218,8 @@ def test_posthoc_shortcut_equals_training_with_the_method(tmp_path: Path, data) 
         with_sections(cfg, name="x"), tmp_path / "full", tmp_path / "post", data=data, log=lambda s: None
     )
     assert direct.final_dims == post.final_dims == [4]
-    assert direct.test_acc == post.test_acc and direct.val_acc == post.val_acc
+    assert direct.test_acc == post.test_acc
+    assert direct.val_acc == post.val_acc
     assert post.train_cpu_s > full.train_cpu_s  # the source's training + the cut + the fine-tuning
     assert post.reductions[-1]["finetune"]["epochs"] == 1
 
@@ -226,11 +230,14 @@ def test_bt_init_reduces_before_the_first_step_and_resumes(tmp_path: Path, data)
     cfg = _cfg(compression={"mode": "tolerance", "tau": 0.2}, method={"name": "bt_init", "init_repeats": 2})
     res = train_run(cfg, tmp_path / "bt", data=data, progress=False, log=lambda s: None)
     assert [r["step"] for r in res.reductions] == [0, 0]
-    assert res.dims_trace[0] == [0, [12]] and res.dims_trace[1][0] == 0
-    assert res.final_dims == res.reductions[-1]["dims_after"] and res.final_dims[0] < 12
+    assert res.dims_trace[0] == [0, [12]]
+    assert res.dims_trace[1][0] == 0
+    assert res.final_dims == res.reductions[-1]["dims_after"]
+    assert res.final_dims[0] < 12
     assert all(lay["kept_energy"] >= 0.8 - 1e-12 for r in res.reductions for lay in r["layers"])
     again = train_run(cfg, tmp_path / "bt", data=data, progress=False, log=lambda s: None)  # finished: resumes at end
-    assert again.final_dims == res.final_dims and len(again.reductions) == 2
+    assert again.final_dims == res.final_dims
+    assert len(again.reductions) == 2
     matched = _cfg(method={"name": "bt_init", "cut_orders": [[3]]})
     assert train_run(matched, tmp_path / "m", data=data, progress=False, log=lambda s: None).final_dims == [3]
 
@@ -245,7 +252,8 @@ def test_random_method_cuts_to_the_given_sizes_reproducibly(tmp_path: Path, data
     a = train_run(cfg, tmp_path / "a", data=data, progress=False, log=lambda s: None)
     b = train_run(cfg, tmp_path / "b", data=data, progress=False, log=lambda s: None)
     assert [r["dims_after"] for r in a.reductions] == [[8], [5]]
-    assert a.test_acc == b.test_acc and a.reductions[0]["layers"][0]["hsv"] == b.reductions[0]["layers"][0]["hsv"]
+    assert a.test_acc == b.test_acc
+    assert a.reductions[0]["layers"][0]["hsv"] == b.reductions[0]["layers"][0]["hsv"]
 
 
 # ---------------------------------------------------------------------------------------------- statistics
@@ -253,7 +261,8 @@ def test_paired_statistics_against_a_hand_computed_example() -> None:
     from ssmred_app.stats import paired
 
     r = paired([3.0, 5.0, 4.0, 6.0], [1.0, 2.0, 3.0, 4.0])  # d = 2, 3, 1, 2
-    assert r["mean"] == 2.0 and r["sd"] == pytest.approx(math.sqrt(2 / 3))
+    assert r["mean"] == 2.0
+    assert r["sd"] == pytest.approx(math.sqrt(2 / 3))
     assert r["t"] == pytest.approx(2.0 / (math.sqrt(2 / 3) / 2))  # mean / (sd / sqrt(n))
     assert (r["better"], r["equal"], r["worse"]) == (4, 0, 0)
     assert r["p_exact"] == pytest.approx(2 / 16)  # only all-plus and all-minus reach |mean| >= 2
@@ -284,7 +293,9 @@ def test_experiment_overrides_and_methods() -> None:
 
     raw = {**TINY, "experiment": {"taus": [0.1], "methods": ["scratch"]}}
     spec = parse_experiment(raw, ["experiment.taus=[0.04,0.2]", "experiment.orders=[3]", "optim.epochs=3"])
-    assert spec.taus == [0.04, 0.2] and spec.orders == [3] and spec.base.optim.epochs == 3
+    assert spec.taus == [0.04, 0.2]
+    assert spec.orders == [3]
+    assert spec.base.optim.epochs == 3
     assert spec.method_list == ["compressm", "scratch"]
     assert [lab for lab, _ in spec.levels] == ["τ=0.04", "τ=0.2", "r=3"]
     with pytest.raises(ConfigError, match="experiment.methods"):
@@ -300,11 +311,14 @@ def test_experiment_accumulates_and_pairs(tmp_path: Path) -> None:
     m2 = run_experiment(parse_experiment(raw, ["experiment.taus=[0.3]"]), tmp_path, progress=False, log=lambda s: None)
     variants = [r["variant"] for r in m2["table"]]
     assert {"CompreSSM τ=0.2", "CompreSSM τ=0.3", "post-BT τ=0.2", "scratch τ=0.3"} <= set(variants)
-    assert len(m2["invocations"]) == 2 and len(m1["table"]) < len(m2["table"])
+    assert len(m2["invocations"]) == 2
+    assert len(m1["table"]) < len(m2["table"])
     comp = {(c["a"], c["b"]) for c in m2["comparisons"]}
-    assert ("CompreSSM τ=0.3", "scratch τ=0.3") in comp and ("CompreSSM τ=0.2", "full") in comp
+    assert ("CompreSSM τ=0.3", "scratch τ=0.3") in comp
+    assert ("CompreSSM τ=0.2", "full") in comp
     text = (tmp_path / "report.md").read_text()
-    assert "per attempt" in text and any(t[0][0] == "level" for t in markdown_tables(text))
+    assert "per attempt" in text
+    assert any(t[0][0] == "level" for t in markdown_tables(text))
     sizes = {r["variant"]: r["final_dims"] for r in m2["table"]}
     assert sizes["scratch τ=0.2"] == sizes["CompreSSM τ=0.2"]
     assert [sum(d) for d in sizes["post-BT τ=0.2"]] == [sum(d) for d in sizes["CompreSSM τ=0.2"]]
