@@ -233,9 +233,9 @@ def ssm_layers(model: Any) -> list[SSMLayer]:
     Examples
     --------
     >>> from ssmred_jax import LRU
-    >>> layers = [LRU(2, 4, key=jax.random.key(0)), LRU(2, 3, key=jax.random.key(1))]
-    >>> [(s.name, s.layer.d_state) for s in ssm_layers({"stack": layers})]
-    [("['stack'][0]", 4), ("['stack'][1]", 3)]
+    >>> layers = [LRU(2, 8, key=jax.random.key(0)), LRU(2, 8, key=jax.random.key(1))]
+    >>> [(s.name, s.layer.d_state) for s in ssm_layers({"stack": layers, "scale": 1.0})]
+    [("['stack'][0]", 8), ("['stack'][1]", 8)]
     """
     leaves = jax.tree_util.tree_flatten_with_path(model, is_leaf=_is_ssm)[0]
     return [
@@ -268,10 +268,10 @@ def replace_layers(model: Any, replacements: Mapping[int, Any]) -> Any:
     Examples
     --------
     >>> from ssmred_jax import LRU
-    >>> model = [LRU(2, 4, key=jax.random.key(0))]
-    >>> new = replace_layers(model, {0: LRU(2, 2, key=jax.random.key(1))})
-    >>> model[0].d_state, new[0].d_state
-    (4, 2)
+    >>> model = [LRU(2, 8, key=jax.random.key(0)), 1.0]
+    >>> new = replace_layers(model, {0: LRU(2, 4, key=jax.random.key(1))})
+    >>> model[0].d_state, new[0].d_state, new[1]
+    (8, 4, 1.0)
     """
     leaves, treedef = jax.tree_util.tree_flatten(model, is_leaf=_is_ssm)
     for index in replacements:

@@ -237,7 +237,7 @@ def rebuild_opt_state(
     >>> import equinox as eqx, optax
     >>> from ssmred.selection import rank
     >>> from ssmred_jax import apply_reduction, plan_reduction
-    >>> model = [LRU(2, 8, key=jax.random.key(0))]
+    >>> model = [LRU(2, 8, key=jax.random.key(0)), LRU(2, 8, key=jax.random.key(1))]
     >>> opt = optax.adam(1e-3)
     >>> state = opt.init(eqx.filter(model, eqx.is_array))
     >>> plan = plan_reduction(model, rank(3))

@@ -401,7 +401,7 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
     Examples
     --------
     >>> from ssmred.selection import rank
-    >>> model = [LRU(2, 8, key=jax.random.key(0)), LRU(2, 6, key=jax.random.key(1))]
+    >>> model = [LRU(2, 8, key=jax.random.key(0)), LRU(2, 8, key=jax.random.key(1))]
     >>> plan = plan_reduction(model, rank(3))
     >>> plan.report.sizes_after, sorted(plan.layers), model[0].d_state
     ((3, 3), [0, 1], 8)
@@ -536,10 +536,10 @@ def apply_reduction(model: Any, plan: ReductionPlan) -> Any:
     Examples
     --------
     >>> from ssmred.selection import fraction
-    >>> model = {"lru": LRU(2, 10, key=jax.random.key(0))}
+    >>> model = {"lrus": [LRU(2, 8, key=jax.random.key(0)), LRU(2, 8, key=jax.random.key(1))]}
     >>> new = apply_reduction(model, plan_reduction(model, fraction(0.5)))
-    >>> new["lru"].d_state, model["lru"].d_state
-    (5, 10)
+    >>> new["lrus"][0].d_state, model["lrus"][0].d_state
+    (4, 8)
     """
     if not isinstance(plan, ReductionPlan):
         raise TypeError(f"plan must be a ReductionPlan; got {type(plan).__name__}")
@@ -594,10 +594,10 @@ def reduce_model(
     Examples
     --------
     >>> from ssmred.selection import rank
-    >>> model = [LRU(4, 16, key=jax.random.key(0)), LRU(4, 16, key=jax.random.key(1))]
-    >>> new, report = reduce_model(model, rank(6))
+    >>> model = [LRU(2, 8, key=jax.random.key(0)), LRU(2, 8, key=jax.random.key(1))]
+    >>> new, report = reduce_model(model, rank(5))
     >>> report.sizes_before, report.sizes_after, [layer.d_state for layer in new]
-    ((16, 16), (6, 6), [6, 6])
+    ((8, 8), (5, 5), [5, 5])
     """
     plan = plan_reduction(model, mode, gate=gate, max_condition=max_condition)
     return apply_reduction(model, plan), plan.report

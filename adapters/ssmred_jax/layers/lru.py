@@ -251,9 +251,9 @@ class LRU(eqx.Module):
 
     Examples
     --------
-    >>> layer = LRU(4, 8, key=jax.random.key(0))
-    >>> layer(jnp.ones((10, 4))).shape
-    (10, 4)
+    >>> layer = LRU(2, 8, key=jax.random.key(0))
+    >>> layer(jnp.ones((10, 2))).shape
+    (10, 2)
     >>> bool((jnp.abs(layer.eigenvalues()) < 1).all())
     True
     """
@@ -330,9 +330,9 @@ class LRU(eqx.Module):
 
         Examples
         --------
-        >>> src = LRU(3, 5, key=jax.random.key(0))
+        >>> src = LRU(2, 8, key=jax.random.key(0))
         >>> copy = LRU.from_parameters(**{f: getattr(src, f) for f in LRU_FIELDS})
-        >>> bool(jnp.allclose(copy(jnp.ones((4, 3))), src(jnp.ones((4, 3)))))
+        >>> bool(jnp.allclose(copy(jnp.ones((10, 2))), src(jnp.ones((10, 2)))))
         True
         """
         values = {
@@ -376,7 +376,7 @@ class LRU(eqx.Module):
 
         Examples
         --------
-        >>> bool(jnp.abs(LRU(2, 3, key=jax.random.key(0)).eigenvalues()).max() < 1)
+        >>> bool(jnp.abs(LRU(2, 8, key=jax.random.key(0)).eigenvalues()).max() < 1)
         True
         """
         return jnp.exp(lax.complex(-jnp.exp(self.nu_log), jnp.exp(self.theta_log)))
@@ -391,8 +391,8 @@ class LRU(eqx.Module):
 
         Examples
         --------
-        >>> LRU(2, 3, key=jax.random.key(0)).input_matrix().shape
-        (3, 2)
+        >>> LRU(2, 8, key=jax.random.key(0)).input_matrix().shape
+        (8, 2)
         """
         g = jnp.exp(self.gamma_log)[:, None]
         return lax.complex(g * self.B_re, g * self.B_im)
@@ -407,8 +407,8 @@ class LRU(eqx.Module):
 
         Examples
         --------
-        >>> LRU(2, 3, key=jax.random.key(0)).output_matrix().shape
-        (2, 3)
+        >>> LRU(2, 8, key=jax.random.key(0)).output_matrix().shape
+        (2, 8)
         """
         return lax.complex(self.C_re, self.C_im)
 
@@ -536,7 +536,7 @@ class LRUAdapter(AbstractAdapter[LRU]):
     Examples
     --------
     >>> from ssmred_jax import adapter_for
-    >>> adapter_for(LRU(2, 3, key=jax.random.key(0))).state_parameters(None)["C_re"]
+    >>> adapter_for(LRU(2, 8, key=jax.random.key(0))).state_parameters(None)["C_re"]
     1
     """
 
