@@ -389,7 +389,8 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
     Raises
     ------
     TypeError
-        For an invalid mode.
+        For an invalid mode, or a model of traced arrays (inside ``jax.jit``: the orders are host
+        decisions and the new arrays have new shapes).
     ValueError
         For an invalid gate or ``max_condition``, or a ``rank`` mode that does not fit the model.
 
@@ -414,6 +415,11 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
     found = ssm_layers(model)
     if not found:
         return ReductionPlan(ReductionReport((), time.perf_counter() - t0))
+    if any(isinstance(leaf, jax.core.Tracer) for s in found for leaf in jax.tree_util.tree_leaves(s.layer)):
+        raise TypeError(
+            "the model holds traced arrays: a reduction decides the orders on the host and returns arrays of new "
+            "shapes, so call plan_reduction / reduce_model outside jax.jit, jax.vmap and jax.grad"
+        )
     # ---- groups: one stacked problem per (family, n, m, p, dtype)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, s in enumerate(found):

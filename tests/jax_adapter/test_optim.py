@@ -191,3 +191,26 @@ def test_policy_optimizer_and_moments_are_checked(make_lru, rng, x64):
         rebuild_opt_state(opt, state, model, plan)
     with pytest.raises(TypeError, match="structure"):
         rebuild_opt_state(optax.adam(1e-3), state, new_model, plan)
+
+
+def test_parameter_groups_by_multi_transform(make_lru, rng, x64):
+    """SPEC §6's SSM parameter group (its own learning rate, no weight decay) as optax.multi_transform."""
+    model = _model(make_lru, rng)
+
+    def labels(params):
+        ssm = {"nu_log", "theta_log", "gamma_log", "B_re", "B_im"}
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "ssm" if getattr(path[-1], "name", None) in ssm else "other", params
+        )
+
+    opt = optax.multi_transform({"ssm": optax.adam(5e-4), "other": optax.adamw(1e-3, weight_decay=0.01)}, labels)
+    state = opt.init(eqx.filter(model, eqx.is_array))
+    plan = plan_reduction(model, rank(5))
+    new_model = apply_reduction(model, plan)
+    template = opt.init(eqx.filter(new_model, eqx.is_array))
+    for policy in ("project", "slice", "reset"):
+        new = rebuild_opt_state(opt, state, new_model, plan, policy=policy)
+        assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(template)
+        assert [x.shape for x in jax.tree_util.tree_leaves(new)] == [
+            x.shape for x in jax.tree_util.tree_leaves(template)
+        ]

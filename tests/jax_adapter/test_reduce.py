@@ -256,6 +256,13 @@ def test_typed_errors_and_empty_models(make_lru, rng):
     assert new is model
     assert rep.layers == ()
 
+    def inside_jit(layer):
+        reduce_model(layer, rank(2))
+        return layer.D
+
+    with pytest.raises(TypeError, match="outside jax.jit"):
+        jax.jit(inside_jit)(layer)
+
 
 def test_kernels_need_x64():
     with pytest.raises(RuntimeError, match="enable_x64"):
