@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 from ssmred.errors import BackendUnavailableError
@@ -41,6 +42,9 @@ def require(module: str) -> ModuleType:
     >>> require("numpy").__name__
     'numpy'
     """
+    mod = sys.modules.get(module)
+    if mod is not None:  # imported before (the library hook below has already run then)
+        return mod
     try:
         mod = importlib.import_module(module)
     except ImportError as exc:

@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 BTMethod = Literal["sr", "bfsr"]
+_EPS = float(np.finfo(float).eps)
 
 
 def _frozen(*arrays: np.ndarray) -> None:
@@ -206,7 +207,7 @@ class BalancedTruncation:
         s = self._hsv
         if s[0] == 0.0 or (self._zero is not False and self.is_zero()):
             return 0
-        threshold = (s.size * np.finfo(float).eps if rtol is None else float(rtol)) * s[0]
+        threshold = (s.size * _EPS if rtol is None else float(rtol)) * s[0]
         return int(np.count_nonzero(s > threshold))
 
     def reduce(
@@ -353,10 +354,10 @@ def _warn_if_bound_unreliable(
             AccuracyWarning,
             stacklevel=stacklevel,
         )
-    if cond * np.finfo(float).eps > 1e-6:
+    if cond * _EPS > 1e-6:
         warnings.warn(
             f"{what} to order {order}: the projection has condition number {cond:.2g}; the reduced matrices carry "
-            f"~{cond * np.finfo(float).eps:.1g} relative rounding errors, which the bound does not cover",
+            f"~{cond * _EPS:.1g} relative rounding errors, which the bound does not cover",
             AccuracyWarning,
             stacklevel=stacklevel,
         )

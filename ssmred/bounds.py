@@ -192,7 +192,7 @@ def _select_order(s: np.ndarray, r: int | None, tol: float | None, energy: float
     if len(given) != 1:
         raise ValueError(f"give exactly one of r, tol, energy; got {given or 'none'}")
     if r is not None:
-        if isinstance(r, bool) or not isinstance(r, numbers.Integral):
+        if type(r) is not int and (isinstance(r, bool) or not isinstance(r, numbers.Integral)):
             raise TypeError(f"r must be an int; got {type(r).__name__}")
         if not 1 <= int(r) <= s.size:
             raise ValueError(f"r must satisfy 1 <= r <= n_states={s.size}; got r={r}")

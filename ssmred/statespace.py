@@ -240,10 +240,13 @@ class StateSpace:
             and all(np.isfinite(x).all() for x in arrays)
         ):
             return cls(A, B, C, D, dt=dt)
-        dtype = np.complex128 if any(np.iscomplexobj(x) for x in arrays) else np.float64
+        dtype = np.complex128 if any(x.dtype.kind == "c" for x in arrays) else np.float64
         out = object.__new__(cls)
         for name, x in zip(("A", "B", "C", "D"), arrays, strict=True):
-            x = np.array(x, dtype=dtype, order="C", copy=True)
+            # read-only arrays of the right kind are shared (e.g. the original D); fresh results are frozen
+            # in place (they have no other owner); anything else is copied
+            if x.dtype != dtype or not x.flags.c_contiguous or (x.flags.writeable and x.base is not None):
+                x = np.array(x, dtype=dtype, order="C", copy=True)
             x.setflags(write=False)
             object.__setattr__(out, name, x)
         object.__setattr__(out, "dt", validate_dt(dt))

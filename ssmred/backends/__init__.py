@@ -1,10 +1,12 @@
 """Backend selection for the dense Gramian-factor computation.
 
 ``"scipy"`` (always available) is ssmred's own square-root solver on top of ``scipy.linalg``: real and
-complex, continuous and discrete. ``"slycot"`` wraps SLICOT (real arithmetic only) and is imported
-lazily. ``"diagonal"`` is the closed form for diagonal ``A``. ``"auto"`` picks the closed form when
-``A`` is diagonal and ``"scipy"`` otherwise, so results never depend on which optional packages are
-installed.
+complex, continuous and discrete. ``"slycot"`` runs SLICOT's Hammarling solvers (SB03OD, AB09AX; real
+arithmetic only) on ssmred's own scaling and Schur form, imported lazily. ``"diagonal"`` is the closed
+form for diagonal ``A``. ``"auto"`` picks the closed form when ``A`` is diagonal, ``"slycot"`` for other
+real systems when slycot is installed (faster at every size, HSVs equal to ~1e-14 sigma_1) and
+``"scipy"`` otherwise; complex systems always use ``"scipy"``. Results therefore depend on the installed
+packages only at the rounding level.
 """
 
 from __future__ import annotations

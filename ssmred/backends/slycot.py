@@ -18,7 +18,9 @@ import scipy.linalg as spla
 
 from ssmred._require import require
 
-__all__ = ["ab09ad", "ab09nd", "ab13dd", "balance", "lyapunov_factor", "lyapunov_factor_pair", "sb03od_ldwork"]
+__all__ = [
+    "ab09ad", "ab09nd", "ab13dd", "balance", "lyapunov_factor", "lyapunov_factor_pair", "sb03od_ldwork", "sr_projections",
+]  # fmt: skip
 
 
 def _real(name: str, *arrays: np.ndarray) -> None:
@@ -50,13 +52,17 @@ def sb03od_ldwork(n: int, m: int) -> int:
     return max(1, 4 * n + min(m, n), n * 32)
 
 
-def balance(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def balance(
+    A: np.ndarray, B: np.ndarray, C: np.ndarray, *, check: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""SLICOT TB01ID state scaling of ``[[A, B], [C, 0]]`` (the equilibration AB09AD's ``equil='S'`` does).
 
     Parameters
     ----------
     A, B, C
         Real system matrices.
+    check
+        Refuse complex input (``False`` for ssmred's own, known-real calls).
 
     Returns
     -------
@@ -64,7 +70,8 @@ def balance(A: np.ndarray, B: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np
         ``(D^{-1} A D, D^{-1} B, C D, d)`` with ``d = diag(D)`` (powers of two).
     """
     slycot = require("slycot")
-    _real("slycot.tb01id", A, B, C)
+    if check:
+        _real("slycot.tb01id", A, B, C)
     n, m, p = A.shape[0], B.shape[1], C.shape[0]
     _, As, Bs, Cs, d, info = slycot._wrapper.tb01id(
         n, m, p, 100.0, np.array(A, dtype=float, order="F"), np.array(B, dtype=float, order="F"),
@@ -130,6 +137,55 @@ def lyapunov_factor_pair(
     Uc, info_c = solve(np.asarray(B, dtype=float), "T")
     Uo, info_o = solve(np.asarray(C, dtype=float), "N")
     return Uc, Uo.T, max(info_c, info_o)
+
+
+def sr_projections(
+    T: np.ndarray, B: np.ndarray, C: np.ndarray, *, discrete: bool, check: bool = True
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    r"""HSVs and the square-root bases of the numerical rank by SLICOT AB09AX (``job='B'``, automatic order).
+
+    AB09AX computes both Cholesky factors (SB03OU) on the Schur form ``T``, the SVD of their product
+    (MB03UD) and the square-root projections :math:`T_k = L_c V_k \Sigma_k^{-1/2}`,
+    :math:`T_{i,k} = \Sigma_k^{-1/2} U_k^T L_o^T` for the order ``k`` of a minimal realization
+    (HSVs above ``n eps sigma_1``), in one Fortran call. Returned as the bases
+    :math:`W_c = L_c V_k = T_k \Sigma_k^{1/2}`, :math:`W_o = L_o U_k = T_{i,k}^T \Sigma_k^{1/2}`, from which
+    the square-root and balancing-free projections of every order ``r <= k`` follow.
+
+    Parameters
+    ----------
+    T
+        Real Schur form of a stable ``A``.
+    B, C
+        Input and output matrices in the Schur coordinates.
+    discrete
+        Discrete-time Gramians.
+    check
+        Refuse complex input (``False`` for ssmred's own, known-real calls).
+
+    Returns
+    -------
+    tuple or None
+        ``(hsv, Wc, Wo)``, or ``None`` when SLICOT scaled the equations against overflow or its SVD
+        failed (the caller then uses :func:`lyapunov_factor_pair`).
+    """
+    slycot = require("slycot")
+    if check:
+        _real("slycot.ab09ax", T, B, C)
+    n, m, p = T.shape[0], B.shape[1], C.shape[0]
+    nr, _a, _b, _c, hsv, Tp, Tip, _iwarn, info = slycot._wrapper.ab09ax(
+        "D" if discrete else "C", "B", "A", n, m, p, 0, np.asfortranarray(T, dtype=float),
+        np.asfortranarray(B, dtype=float), np.asfortranarray(C, dtype=float), tol=0.0,
+    )  # fmt: skip
+    if info != 0:
+        return None
+    hsv = np.asarray(hsv, dtype=float)
+    root = np.sqrt(hsv[:nr])
+    Wc = Tp[:, :nr] * root[None, :]
+    Wo = Tip[:nr, :].T * root[None, :]
+    # SLICOT's overflow guard (scale < 1) leaves T_k, T_ik scaled; then Ti T != I: use the factor path
+    if nr and abs(float(Tip[0, :] @ Tp[:, 0]) - 1.0) > 1e-6:
+        return None
+    return hsv, Wc, Wo
 
 
 def lyapunov_factor(A: np.ndarray, B: np.ndarray, *, discrete: bool) -> np.ndarray:
