@@ -206,7 +206,8 @@ class _Gain:
         r"""Rounding error of the computed :math:`\|G(z)\|` at ``w``: a backward error :math:`\epsilon\|S\|`
         in the Schur form moves :math:`X = (zI - S)^{-1} Z^H B` by :math:`\epsilon\|S\|\|X\|/d` (``d``
         the distance of ``z`` to the nearest pole), and ``G`` by ``||C Z||`` times that. Returns the
-        absolute floor and the relative amplification ``4 n eps ||S|| / d``."""
+        absolute floor and the relative amplification ``4 n eps ||S|| / d``.
+        """
         z = self.point(w)
         X = self._solve(z, self.ZB)
         d = self.pole_distance(w)

@@ -19,8 +19,15 @@ import scipy.linalg as spla
 from ssmred._require import require
 
 __all__ = [
-    "ab09ad", "ab09nd", "ab13dd", "balance", "lyapunov_factor", "lyapunov_factor_pair", "sb03od_ldwork", "sr_projections",
-]  # fmt: skip
+    "ab09ad",
+    "ab09nd",
+    "ab13dd",
+    "balance",
+    "lyapunov_factor",
+    "lyapunov_factor_pair",
+    "sb03od_ldwork",
+    "sr_projections",
+]
 
 
 def _real(name: str, *arrays: np.ndarray) -> None:

@@ -41,7 +41,8 @@ def test_sb03od_gets_slicots_minimum_workspace(sb03od_calls, m):
     ssmred.hankel_singular_values(sys, method="slycot")
     assert sb03od_calls
     for n, k, ldwork in sb03od_calls:
-        assert ldwork is not None and ldwork >= 4 * n + min(k, n), (n, k, ldwork)
+        assert ldwork is not None
+        assert ldwork >= 4 * n + min(k, n), (n, k, ldwork)
 
 
 def test_auto_uses_slicot_for_real_dense_systems():
