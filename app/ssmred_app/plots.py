@@ -269,12 +269,15 @@ def plot_analysis(layers: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
 def plot_frontier(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
     """The compression frontier: test accuracy against mean final state dimension, one curve per method.
 
+    Two panels: every method (left) and a zoom on the methods within 10 points of the full model (right).
+
     Parameters
     ----------
     points
         Each ``{"label", "group", "dim", "dim_std"?, "acc", "acc_std"?, "note"?}`` (one per variant,
         means over seeds; the standard deviations over seeds are drawn as error bars in both axes).
-        The group ``full`` is drawn as a horizontal band (mean ± sd) across the plot.
+        The group ``full`` is drawn as a horizontal band (mean ± sd) across the plot; groups starting
+        with ``CompreSSM`` are drawn in black.
     path
         Output PNG.
 
@@ -283,45 +286,62 @@ def plot_frontier(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
     pathlib.Path
         The file written.
     """
-    fig = _figure(figsize=(7.0, 4.4))
-    ax = fig.subplots()
+    import matplotlib
+
+    fig = _figure(figsize=(12.0, 4.6))
+    axes = fig.subplots(1, 2)
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for p in points:
         groups.setdefault(str(p.get("group", p["label"])), []).append(p)
-    markers = "osD^vP*Xh<>"
-    k = 0
-    for g, ps in groups.items():
-        if g == "full":
-            p = ps[0]
-            y, e = 100 * p["acc"], 100 * p.get("acc_std", 0.0)
-            ax.axhspan(y - e, y + e, color="0.85", zorder=0)
-            ax.axhline(y, color="0.4", lw=1.2, ls="--", label=f"full (n = {p['dim']:g})", zorder=1)
-            continue
-        ps = sorted(ps, key=lambda p: float(p["dim"]))
-        color = _COLORS[k % len(_COLORS)]
-        ax.errorbar(
-            [p["dim"] for p in ps],
-            [100 * p["acc"] for p in ps],
-            yerr=[100 * p.get("acc_std", 0.0) for p in ps],
-            xerr=[p.get("dim_std", 0.0) for p in ps],
-            fmt=markers[k % len(markers)] + "-",
-            color=color,
-            capsize=3,
-            ms=5,
-            lw=1.2,
-            label=g,
-        )
-        k += 1
-    ax.set_xscale("log", base=2)
-    dims = [float(p["dim"]) for p in points if p["dim"] and p["dim"] > 0]
-    if dims:
-        ticks = [2.0**j for j in range(int(np.floor(np.log2(min(dims)))), int(np.ceil(np.log2(max(dims)))) + 1)]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-        ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
-    ax.set_xlabel("mean final state dimension per layer (log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    cmap = matplotlib.colormaps["tab20"]
+    markers = "osD^vP*Xh<>p8"
+    full = groups.get("full", [None])[0]
+    top = 100 * full["acc"] if full else max(100 * p["acc"] for p in points)
+    for ai, ax in enumerate(axes):
+        k = 0
+        for g, ps in groups.items():
+            if g == "full":
+                p = ps[0]
+                y, e = 100 * p["acc"], 100 * p.get("acc_std", 0.0)
+                ax.axhspan(y - e, y + e, color="0.88", zorder=0)
+                ax.axhline(y, color="0.4", lw=1.2, ls="--", label=f"full (n = {p['dim']:g})", zorder=1)
+                continue
+            ps = sorted(ps, key=lambda p: float(p["dim"]))
+            if ai == 1 and all(100 * p["acc"] < top - 10 for p in ps):
+                k += 1
+                continue
+            main = g.startswith("CompreSSM") and "real" not in g
+            color = "black" if main else cmap((2 * k % 20 + k // 10) % 20)
+            ax.errorbar(
+                [p["dim"] for p in ps],
+                [100 * p["acc"] for p in ps],
+                yerr=[100 * p.get("acc_std", 0.0) for p in ps],
+                xerr=[p.get("dim_std", 0.0) for p in ps],
+                fmt=markers[k % len(markers)] + "-",
+                color=color,
+                capsize=3,
+                ms=6 if main else 5,
+                lw=2.0 if main else 1.1,
+                label=g,
+                zorder=3 if main else 2,
+            )
+            k += 1
+        ax.set_xscale("log", base=2)
+        dims = [float(p["dim"]) for p in points if p["dim"] and p["dim"] > 0]
+        if dims:
+            lo, hi = int(np.floor(np.log2(min(dims)))), int(np.ceil(np.log2(max(dims))))
+            ticks = [2.0**j for j in range(lo, hi + 1)]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.set_xlim(ticks[0] / 1.3, ticks[-1] * 1.3)
+        ax.set_xlabel("mean final state dimension per layer (log scale)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, which="both", alpha=0.3)
+        if ai == 1:
+            ax.set_ylim(top - 10, top + 3)
+            ax.set_title("zoom: within 10 points of full", fontsize=9)
+        else:
+            ax.set_title("every method (± sd over seeds)", fontsize=9)
+    axes[0].legend(fontsize=7, ncol=2)
     return _save(fig, path)
 
 
@@ -346,8 +366,11 @@ def plot_kept_energy(cuts: Sequence[Mapping[str, Any]], path: str | os.PathLike[
     by: dict[str, list[Mapping[str, Any]]] = {}
     for c in cuts:
         by.setdefault(str(c["variant"]), []).append(c)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
     for k, (v, cs) in enumerate(by.items()):
-        color = _COLORS[k % len(_COLORS)]
+        color = cmap(k % 20)
         xs = [c["cut"] for c in cs]
         ax.plot(xs, [c["kept"] for c in cs], "o-", color=color, lw=1.2, ms=4, label=v)
         ax.plot(xs, [c["cumulative"] for c in cs], "--", color=color, lw=1.0)

@@ -322,3 +322,19 @@ def test_experiment_accumulates_and_pairs(tmp_path: Path) -> None:
     sizes = {r["variant"]: r["final_dims"] for r in m2["table"]}
     assert sizes["scratch τ=0.2"] == sizes["CompreSSM τ=0.2"]
     assert [sum(d) for d in sizes["post-BT τ=0.2"]] == [sum(d) for d in sizes["CompreSSM τ=0.2"]]
+
+
+def test_real_output_hsvs_are_the_cores_hsvs_of_the_real_system() -> None:
+    import torch
+    from ssmred_torch import LRUModel, fraction, rank, ssm_layers, to_statespace
+    from ssmred_torch.plans import real_output_hsvs, real_output_orders
+
+    from ssmred import BalancedTruncation
+
+    torch.manual_seed(0)
+    model = LRUModel(1, 4, 10, 1, 3, dtype=torch.float64)
+    ours = real_output_hsvs(model)[0][0]
+    core = np.asarray(BalancedTruncation(to_statespace(ssm_layers(model)[0].module).to_real()).hsv)
+    np.testing.assert_allclose(ours, core, rtol=0, atol=1e-12 * core[0])
+    assert real_output_orders(model, fraction(0.5)) == [5]  # 10 of 20 real states = 5 complex ones
+    assert real_output_orders(model, rank(3)) == [3]  # an explicit order is in complex states
