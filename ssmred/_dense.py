@@ -188,7 +188,10 @@ class SquareRoot:
     @property
     def hsv(self) -> np.ndarray:
         """Hankel singular values (true scale, descending)."""
-        return self.s * (self.beta * self.gamma)
+        h = self._cache.get("hsv")
+        if h is None:
+            h = self._cache["hsv"] = self.s * (self.beta * self.gamma)
+        return h
 
     @property
     def hsv_floor(self) -> float:
@@ -289,7 +292,9 @@ def _scaled(sys: StateSpace) -> tuple[np.ndarray, np.ndarray, float, float]:
     return Bn, Cn, beta, gamma
 
 
-def square_root(sys: StateSpace, backend: str, *, what: str = "Gramians", svd: bool = True) -> SquareRoot:
+def square_root(
+    sys: StateSpace, backend: str, *, what: str = "Gramians", svd: bool = True, order_hint: int | None = None
+) -> SquareRoot:
     """Compute the :class:`SquareRoot` data of a stable dense or diagonal system.
 
     Parameters
@@ -303,6 +308,9 @@ def square_root(sys: StateSpace, backend: str, *, what: str = "Gramians", svd: b
     svd
         Prepare for reductions: singular vectors (factor backends) or the rank-``k`` square-root bases
         (SLICOT AB09AX); ``False`` computes the factors and the singular values only.
+    order_hint
+        The order the caller will reduce to, if known (the SLICOT path then forms bases for that many
+        states only; other orders still work, through the factors).
 
     Returns
     -------
@@ -338,7 +346,7 @@ def square_root(sys: StateSpace, backend: str, *, what: str = "Gramians", svd: b
         Bz, Cz = Z.T @ Bs, Cs @ Z
         s = None
         if svd:  # AB09AX: HSVs and the square-root projections of the numerical rank in one call
-            out = slycot_backend.sr_projections(T, Bz, Cz, discrete=discrete, check=False)
+            out = slycot_backend.sr_projections(T, Bz, Cz, discrete=discrete, order=order_hint, check=False)
             if out is not None:
                 s, Wc, Wo = out
                 cache["W"] = (Wc, Wo)

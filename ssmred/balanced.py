@@ -143,11 +143,14 @@ class BalancedTruncation:
     """
 
     @kernel()
-    def __init__(self, sys: StateSpace, *, gramian_method: GramianMethod = "auto") -> None:
+    def __init__(
+        self, sys: StateSpace, *, gramian_method: GramianMethod = "auto", _order_hint: int | None = None
+    ) -> None:
         from ssmred.hsv import _square_root
 
         self.sys = sys
-        self._sr = _square_root(sys, gramian_method)
+        hint = _order_hint if isinstance(_order_hint, int) and 1 <= _order_hint <= getattr(sys, "n_states", 0) else None
+        self._sr = _square_root(sys, gramian_method, order_hint=hint)
         self._hsv = self._sr.hsv
         self._zero: bool | None = None
 
@@ -210,6 +213,7 @@ class BalancedTruncation:
         threshold = (s.size * _EPS if rtol is None else float(rtol)) * s[0]
         return int(np.count_nonzero(s > threshold))
 
+    @kernel(lambda self, *args, **kwargs: self.sys.n_states)
     def reduce(
         self,
         r: int | None = None,
@@ -251,8 +255,7 @@ class BalancedTruncation:
             ~:math:`\sqrt\epsilon`-relative distance of the stability boundary or an ill-conditioned
             projection (the warning gives the estimated rounding floor the bound does not cover).
         """
-        with limit_for(self.sys.n_states):
-            return self._reduce(r, tol, energy, method)
+        return self._reduce(r, tol, energy, method)
 
     def _reduce(self, r: int | None, tol: float | None, energy: float | None, method: str) -> BTResult:
         check_choice("method", method, ("sr", "bfsr"))
@@ -422,7 +425,9 @@ def balanced_truncation(
     >>> res.r, round(res.error_bound, 4)
     (5, 0.0997)
     """
-    return BalancedTruncation(sys, gramian_method=gramian_method).reduce(r, tol=tol, energy=energy, method=method)
+    hint = int(r) if (r is not None and tol is None and energy is None and type(r) is int) else None
+    bt = BalancedTruncation(sys, gramian_method=gramian_method, _order_hint=hint)
+    return bt.reduce(r, tol=tol, energy=energy, method=method)
 
 
 def singular_perturbation(

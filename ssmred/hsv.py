@@ -131,14 +131,16 @@ def hankel_singular_values(sys: StateSpace, *, method: GramianMethod = "auto") -
     return _square_root(sys, method, svd=False, what="Hankel singular values").hsv
 
 
-def _square_root(sys: StateSpace, method: str, *, svd: bool = True, what: str = "Gramians"):  # noqa: ANN202
+def _square_root(  # noqa: ANN202
+    sys: StateSpace, method: str, *, svd: bool = True, what: str = "Gramians", order_hint: int | None = None
+):
     from ssmred._dense import square_root
     from ssmred.gramians import _resolve
 
     backend = _resolve(sys, method)
     if backend == "slycot":
         require("slycot")
-    return square_root(sys, backend, svd=svd, what=what)
+    return square_root(sys, backend, svd=svd, what=what, order_hint=order_hint)
 
 
 @kernel(_diag_size)

@@ -738,8 +738,8 @@ class StateSpace:
 
 
 def _is_diagonal(A: np.ndarray) -> bool:
-    """Exactly diagonal (no off-diagonal nonzeros)."""
-    return bool(np.count_nonzero(A - np.diag(np.diag(A))) == 0)
+    """Exactly diagonal (no off-diagonal nonzeros): every nonzero of ``A`` lies on its diagonal."""
+    return bool(np.count_nonzero(A) == np.count_nonzero(np.diagonal(A)))
 
 
 def _evaluate(sys: StateSpace, points: np.ndarray) -> np.ndarray:

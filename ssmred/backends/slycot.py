@@ -147,7 +147,7 @@ def lyapunov_factor_pair(
 
 
 def sr_projections(
-    T: np.ndarray, B: np.ndarray, C: np.ndarray, *, discrete: bool, check: bool = True
+    T: np.ndarray, B: np.ndarray, C: np.ndarray, *, discrete: bool, order: int | None = None, check: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     r"""HSVs and the square-root bases of the numerical rank by SLICOT AB09AX (``job='B'``, automatic order).
 
@@ -166,6 +166,9 @@ def sr_projections(
         Input and output matrices in the Schur coordinates.
     discrete
         Discrete-time Gramians.
+    order
+        Compute the bases for this many states only (``None``: the numerical rank); cheaper when the
+        caller knows the order it will reduce to.
     check
         Refuse complex input (``False`` for ssmred's own, known-real calls).
 
@@ -180,8 +183,9 @@ def sr_projections(
         _real("slycot.ab09ax", T, B, C)
     n, m, p = T.shape[0], B.shape[1], C.shape[0]
     nr, _a, _b, _c, hsv, Tp, Tip, _iwarn, info = slycot._wrapper.ab09ax(
-        "D" if discrete else "C", "B", "A", n, m, p, 0, np.asfortranarray(T, dtype=float),
-        np.asfortranarray(B, dtype=float), np.asfortranarray(C, dtype=float), tol=0.0,
+        "D" if discrete else "C", "B", "A" if order is None else "F", n, m, p, 0 if order is None else int(order),
+        np.asfortranarray(T, dtype=float), np.asfortranarray(B, dtype=float), np.asfortranarray(C, dtype=float),
+        tol=0.0,
     )  # fmt: skip
     if info != 0:
         return None
