@@ -32,6 +32,7 @@ import functools
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.linalg as spla
@@ -52,7 +53,8 @@ HSV_FLOOR_FACTOR = 4.0
 
 
 @functools.cache
-def _lapack(name: str, dtype_char: str):  # noqa: ANN202 - an f2py routine
+def _lapack(name: str, dtype_char: str) -> Any:
+    """A LAPACK routine (f2py) for the dtype, looked up once."""
     return lapack.get_lapack_funcs(name, dtype=np.dtype(dtype_char))
 
 
@@ -61,24 +63,28 @@ def _gesdd_lwork(dtype_char: str, m: int, n: int) -> int:
     return max(1, int(np.real(_lapack("gesdd_lwork", dtype_char)(m, n, compute_uv=1, full_matrices=0)[0])))
 
 
-def _svd(M: np.ndarray, *, compute_uv: bool = True):  # noqa: ANN202 - LAPACK tuple
-    """SVD by LAPACK ``?gesdd`` (no scipy front end), ``?gesvd`` if it does not converge."""
+def _svd(M: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD ``(U, s, Vh)`` by LAPACK ``?gesdd`` (no scipy front end), ``?gesvd`` if it does not converge."""
     ch = M.dtype.char
-    gesdd = _lapack("gesdd", ch)
-    if compute_uv:
-        U, s, Vh, info = gesdd(M, compute_uv=1, full_matrices=0, lwork=_gesdd_lwork(ch, *M.shape))
-    else:
-        _, s, _, info = gesdd(M, compute_uv=0)
+    U, s, Vh, info = _lapack("gesdd", ch)(M, compute_uv=1, full_matrices=0, lwork=_gesdd_lwork(ch, *M.shape))
     if info != 0:
-        return spla.svd(M, compute_uv=compute_uv, full_matrices=False, lapack_driver="gesvd", check_finite=False)
-    return (U, s, Vh) if compute_uv else s
+        U, s, Vh = spla.svd(M, full_matrices=False, lapack_driver="gesvd", check_finite=False)
+    return U, s, Vh
+
+
+def _svdvals(M: np.ndarray) -> np.ndarray:
+    """Singular values by LAPACK ``?gesdd`` (``?gesvd`` if it does not converge)."""
+    _, s, _, info = _lapack("gesdd", M.dtype.char)(M, compute_uv=0)
+    if info != 0:
+        s = spla.svd(M, compute_uv=False, lapack_driver="gesvd", check_finite=False)
+    return np.asarray(s)
 
 
 def boundary_distance(poles: np.ndarray, *, discrete: bool) -> float:
     """Distance of the poles to the stability boundary: ``min(1 - |λ|)`` (DT) or ``min(-Re λ)`` (CT)."""
     if poles.size == 0:
         return math.inf
-    return float(np.min(1.0 - np.abs(poles))) if discrete else float(np.min(-poles.real))
+    return float(np.min(1.0 - np.abs(poles))) if discrete else float(np.min(-np.real(poles)))
 
 
 def check_poles(poles: np.ndarray, anorm: float, *, discrete: bool, what: str) -> float:
@@ -205,7 +211,7 @@ class SquareRoot:
             a, b = Wc, Wo
         else:
             a, b = self.Lc, self.Lo
-        scale = float(np.sqrt(np.vdot(a, a).real) * np.sqrt(np.vdot(b, b).real))
+        scale = math.sqrt(float(np.real(np.vdot(a, a)))) * math.sqrt(float(np.real(np.vdot(b, b))))
         return HSV_FLOOR_FACTOR * max(self.n, 1) * _EPS * scale * self.beta * self.gamma
 
     def error_floor(self) -> float:
@@ -249,7 +255,7 @@ class SquareRoot:
             k = math.sqrt(self.beta / self.gamma)
             T = Wc * (k * inv_sqrt)[None, :]
             Ti = (inv_sqrt / k)[:, None] * Wo.conj().T
-            return T, Ti, float(_svd(T, compute_uv=False)[0] * _svd(Ti, compute_uv=False)[0])
+            return T, Ti, float(_svdvals(T)[0] * _svdvals(Ti)[0])
         X = _orth(Wc)
         Y = _orth(Wo)
         M = Y.conj().T @ X
@@ -257,7 +263,7 @@ class SquareRoot:
         if info > 0:
             raise spla.LinAlgError("singular projection (Y^H X)")
         Ti = _lapack("getrs", M.dtype.char)(lu, piv, Y.conj().T)[0]
-        svals = _svd(M, compute_uv=False)
+        svals = _svdvals(M)
         cond = float(svals[0] / svals[-1]) if svals[-1] > 0 else math.inf
         return X, Ti, cond
 
@@ -328,6 +334,7 @@ def square_root(
     n = sys.n_states
     notes: list[str] = []
     cache: dict = {}
+    s: np.ndarray | None = None
     if backend == "diagonal":
         lam = np.diag(A)
         anorm = float(np.max(np.abs(lam))) if n else 0.0
@@ -344,7 +351,6 @@ def square_root(
         T, Z, w = scipy_backend.real_schur(As)
         delta = check_poles(w, anorm, discrete=discrete, what=what)
         Bz, Cz = Z.T @ Bs, Cs @ Z
-        s = None
         if svd:  # AB09AX: HSVs and the square-root projections of the numerical rank in one call
             out = slycot_backend.sr_projections(T, Bz, Cz, discrete=discrete, order=order_hint, check=False)
             if out is not None:
@@ -377,7 +383,8 @@ def square_root(
             U, s, Vh = _svd(M)
             cache["U"], cache["Vh"] = U, Vh
         else:
-            s = _svd(M, compute_uv=False)
+            s = _svdvals(M)
+    assert s is not None  # set by AB09AX or by the SVD of the factors
     sr = SquareRoot(s, beta, gamma, Ac, Bc, Cc, Q, d, discrete, delta, anorm, backend, tuple(notes), cache)
     if not np.all(np.isfinite(sr.hsv)):
         raise NotStableError(f"{what}: the Hankel singular values overflow float64 (beta*gamma*s = inf)")

@@ -24,6 +24,8 @@ from ssmred.gramians import require_stable
 from ssmred.hsv import hankel_singular_values
 from ssmred.statespace import StateSpace, _is_diagonal
 
+_EPS = float(np.finfo(float).eps)
+
 __all__ = ["PeakGain", "bilinear_to_continuous", "h2_norm", "hankel_norm", "hinf_norm", "peak_gain"]
 
 
@@ -178,14 +180,16 @@ class _Gain:
     def __init__(self, A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray, *, discrete: bool) -> None:
         self.discrete = discrete
         self.D = np.asarray(D, dtype=np.complex128)
+        self.S: np.ndarray | None
         if _is_diagonal(A):
-            self.lam = np.diag(A).astype(np.complex128)
             self.S = None
             self.CZ, self.ZB = np.asarray(C, dtype=np.complex128), np.asarray(B, dtype=np.complex128)
+            self.lam: np.ndarray = np.diag(A).astype(np.complex128)
         else:
             S, Z = scipy_backend.complex_schur(A)
-            self.lam, self.S = None, S
+            self.S = S
             self.CZ, self.ZB = C @ Z, Z.conj().T @ B
+            self.lam = np.diag(S).copy()
         self.n = A.shape[0]
 
     def point(self, w: float) -> complex:
@@ -199,8 +203,7 @@ class _Gain:
         return spla.solve_triangular(M, R, check_finite=False)
 
     def pole_distance(self, w: float) -> float:
-        lam = self.lam if self.S is None else np.diag(self.S)
-        return float(np.min(np.abs(self.point(w) - lam))) if lam.size else np.inf
+        return float(np.min(np.abs(self.point(w) - self.lam))) if self.lam.size else np.inf
 
     def rounding_floor(self, w: float) -> tuple[float, float]:
         r"""Rounding error of the computed :math:`\|G(z)\|` at ``w``: a backward error :math:`\epsilon\|S\|`
@@ -249,10 +252,10 @@ def _imaginary_eigs(H: np.ndarray, *, tol: float) -> np.ndarray:
     The tolerance is generous on purpose: a spurious candidate only costs one evaluation of G, while
     a missed crossing would end the iteration early.
     """
-    ev = spla.eigvals(H)
+    ev = np.asarray(spla.eigvals(H))
     scale = np.maximum(1.0, np.abs(ev))
-    on_axis = np.abs(ev.real) <= tol * scale
-    return np.sort(ev[on_axis].imag)
+    on_axis = np.abs(np.real(ev)) <= tol * scale
+    return np.sort(np.imag(ev[on_axis]))
 
 
 def _refine(gain: _Gain, w0: float, g0: float, *, lo_bound: float, hi_bound: float) -> tuple[float, float]:
@@ -290,7 +293,7 @@ def _refine(gain: _Gain, w0: float, g0: float, *, lo_bound: float, hi_bound: flo
                     break
                 a, h = b, 2.0 * h
             if bracket is not None:
-                w = brentq(lambda x: gain.slope(x)[1], *bracket, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=200)
+                w = float(brentq(lambda x: gain.slope(x)[1], *bracket, xtol=1e-300, rtol=4 * _EPS, maxiter=200))  # type: ignore[arg-type]
                 g = float(gain.values(np.array([w]))[0])
                 # near the maximum the computed gains differ only by rounding noise (~eps * condition): the
                 # stationary point is the peak, and the best gain seen (a rounding away from it) is kept
@@ -461,14 +464,14 @@ def peak_gain(sys: StateSpace, *, rtol: float = 1e-10, max_iter: int = 100) -> P
         alpha = _pow2(float(np.max(np.abs(A).sum(axis=0))))
         A, B = A / alpha, B / alpha
     native = _Gain(A, B, C, D, discrete=discrete)
-    poles = np.diag(A).astype(np.complex128) if _is_diagonal(A) else spla.eigvals(A)
+    poles = np.diag(A).astype(np.complex128) if _is_diagonal(A) else np.asarray(spla.eigvals(A))
     two_sided = sys.is_complex
     # gain scale (power of two) from a first look at the poles' frequencies and the endpoints
     if discrete:
         ends = np.array([0.0, np.pi] + ([-np.pi / 2, np.pi / 2] if two_sided else [np.pi / 2]))
         probe = np.concatenate([ends, np.angle(poles)])
     else:
-        probe = np.concatenate([[0.0, 1.0], poles.imag])
+        probe = np.concatenate([[0.0, 1.0], np.imag(poles)])
     probe_vals = native.values(probe)
     d_norm = float(spla.svdvals(D)[0]) if D.size else 0.0
     g_scale = _pow2(max(float(np.max(probe_vals)), d_norm))
@@ -490,12 +493,12 @@ def peak_gain(sys: StateSpace, *, rtol: float = 1e-10, max_iter: int = 100) -> P
         ct = bilinear_to_continuous(StateSpace(Ar, Br, C, D, dt=1.0))
         two_sided_ct = two_sided or phi != 0.0
 
-        def to_native(wc: np.ndarray) -> np.ndarray:
-            th = phi + 2.0 * np.arctan(np.asarray(wc, dtype=float))
+        def to_native(omega: np.ndarray) -> np.ndarray:
+            th = phi + 2.0 * np.arctan(np.asarray(omega, dtype=float))
             return np.angle(np.exp(1j * th))
 
-        def sigma(wc: np.ndarray) -> np.ndarray:
-            return native.values(to_native(wc))
+        def sigma(omega: np.ndarray) -> np.ndarray:
+            return native.values(to_native(omega))
 
         cpoles = ct.poles()
         cmags = np.abs(cpoles)
@@ -505,8 +508,8 @@ def peak_gain(sys: StateSpace, *, rtol: float = 1e-10, max_iter: int = 100) -> P
         cpoles = poles
         cmags = np.abs(poles)
 
-        def to_native(wc: np.ndarray) -> np.ndarray:
-            return np.asarray(wc, dtype=float)
+        def to_native(omega: np.ndarray) -> np.ndarray:
+            return np.asarray(omega, dtype=float)
 
         sigma = native.values
     positive = cmags[cmags > 0]
@@ -514,9 +517,9 @@ def peak_gain(sys: StateSpace, *, rtol: float = 1e-10, max_iter: int = 100) -> P
     # sigma_max(D) makes the Hamiltonian ill-conditioned, so the starting level should already be near the peak
     lo, hi = (positive.min() / 1e3, positive.max() * 1e4) if positive.size else (1e-4, 1e4)
     grid = np.logspace(np.log10(lo), np.log10(hi), 160)
-    cand = np.concatenate([[0.0], cpoles.imag, cmags, grid])
+    cand = np.concatenate([[0.0], np.imag(cpoles), cmags, grid])
     if two_sided_ct:
-        cand = np.concatenate([cand, -cmags, -grid, -cpoles.imag])
+        cand = np.concatenate([cand, -cmags, -grid, -np.imag(cpoles)])
     else:  # a real system's gain is even in omega
         cand = np.abs(cand)
     cand = np.unique(cand)
@@ -568,6 +571,7 @@ def peak_gain(sys: StateSpace, *, rtol: float = 1e-10, max_iter: int = 100) -> P
     if discrete:
         if best_w <= -np.pi:
             best_w += 2 * np.pi
+        assert sys.dt is not None
         return PeakGain(gain_out, float(best_w / sys.dt))
     return PeakGain(gain_out, float(best_w * alpha))
 

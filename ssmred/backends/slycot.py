@@ -125,7 +125,7 @@ def lyapunov_factor_pair(
         # trans='T' takes op(B) = B^T with B (n, m); trans='N' takes B (m, n). The wrapper wants (n, n).
         k = G.shape[1] if trans == "T" else G.shape[0]
         if k > n:  # B B^T = R^T R: an n-column generator
-            G = spla.qr(G.T if trans == "T" else G, mode="r")[0][:n]
+            G = np.asarray(spla.qr(G.T if trans == "T" else G, mode="r")[0])[:n]
             G = G.T if trans == "T" else G
             k = n
         pad = np.zeros((n, n), order="F")
