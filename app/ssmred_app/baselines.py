@@ -128,9 +128,13 @@ def posthoc_run(
     RunResult
         Source run's training plus the cut: training time = source's + cut's + fine-tuning's.
     """
+    import torch
+
     from ssmred_app.methods import PostTraining, build_method
     from ssmred_app.models import load_model_file, save_model_file, state_sizes
 
+    if cfg.threads is not None:  # as the trainer: torch's default pool is much slower for these small models
+        torch.set_num_threads(cfg.threads)
     src = Path(source)
     src_result = json.loads((src / "result.json").read_text())
     src_result.pop("mean_final_dim", None)
