@@ -161,3 +161,23 @@ def test_results_do_not_depend_on_the_policy():
         other = ssmred.balanced_truncation(SYS, 3)
     np.testing.assert_allclose(other.hsv, ref.hsv, rtol=1e-13)
     np.testing.assert_allclose(other.reduced(0.3j), ref.reduced(0.3j), rtol=1e-10)
+
+
+def test_diagonal_kernels_run_single_threaded(monkeypatch):
+    """hsv_diagonal (the LRU-layer path of the issue: 13-18x vs 72-76x faster than AB09AD) is limited too."""
+    seen: list[list[int]] = []
+    factor = scipy_backend.diagonal_lyapunov_factor
+
+    def spy(*args, **kwargs):
+        seen.append(_blas_threads())
+        return factor(*args, **kwargs)
+
+    monkeypatch.setattr(scipy_backend, "diagonal_lyapunov_factor", spy)
+    rng = np.random.default_rng(0)
+    lam = 0.9 * np.exp(1j * rng.uniform(0, np.pi, 16))
+    with threadpool_limits(2):
+        ssmred.hsv_diagonal(lam, rng.standard_normal((16, 4)), rng.standard_normal((4, 16)), dt=1.0)
+        ssmred.balanced_truncation(ssmred.from_diagonal(lam, np.ones((16, 2)), np.ones((2, 16)), dt=1.0), 3)
+        assert _blas_threads() == [2] * len(_blas_threads())
+    assert seen
+    assert all(t == [1] * len(t) for t in seen)
