@@ -24,7 +24,7 @@ import numpy as np
 import scipy.linalg as spla
 
 from ssmred._dense import SquareRoot
-from ssmred._threads import kernel, limit_for
+from ssmred._threads import _default_size, kernel, limit_for
 from ssmred.backends import GramianMethod, check_choice
 from ssmred.bounds import _select_order, bt_error_bounds, select_order
 from ssmred.errors import AccuracyWarning, NotStableError
@@ -142,14 +142,22 @@ class BalancedTruncation:
     (1, True)
     """
 
-    @kernel()
-    def __init__(
-        self, sys: StateSpace, *, gramian_method: GramianMethod = "auto", _order_hint: int | None = None
-    ) -> None:
+    def __init__(self, sys: StateSpace, *, gramian_method: GramianMethod = "auto") -> None:
+        self._setup(sys, gramian_method, None)
+
+    @classmethod
+    def _for_order(cls, sys: StateSpace, gramian_method: GramianMethod, order: int | None) -> BalancedTruncation:
+        """A reductor that may compute bases for ``order`` states only (the SLICOT path); private."""
+        self = cls.__new__(cls)
+        self._setup(sys, gramian_method, order)
+        return self
+
+    @kernel(lambda self, sys, *args, **kwargs: _default_size(sys))
+    def _setup(self, sys: StateSpace, gramian_method: GramianMethod, order_hint: int | None) -> None:
         from ssmred.hsv import _square_root
 
         self.sys = sys
-        hint = _order_hint if isinstance(_order_hint, int) and 1 <= _order_hint <= getattr(sys, "n_states", 0) else None
+        hint = order_hint if isinstance(order_hint, int) and 1 <= order_hint <= getattr(sys, "n_states", 0) else None
         self._sr = _square_root(sys, gramian_method, order_hint=hint)
         self._hsv = self._sr.hsv
         self._zero: bool | None = None
@@ -426,7 +434,7 @@ def balanced_truncation(
     (5, 0.0997)
     """
     hint = int(r) if (r is not None and tol is None and energy is None and type(r) is int) else None
-    bt = BalancedTruncation(sys, gramian_method=gramian_method, _order_hint=hint)
+    bt = BalancedTruncation._for_order(sys, gramian_method, hint)
     return bt.reduce(r, tol=tol, energy=energy, method=method)
 
 
