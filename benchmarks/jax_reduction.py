@@ -159,30 +159,32 @@ def retrace(layers: list[ssmred_jax.LRU], tau: float, length: int) -> None:
         updates, opt_state = optimizer.update(grads, opt_state, eqx.filter(model, eqx.is_array))
         return eqx.apply_updates(model, updates), opt_state, loss
 
-    def first_and_steady(model, state) -> tuple[float, float]:
-        t_first, _, out = timed(lambda: jax.block_until_ready(step(model, state)))
-        steady = []
-        for _ in range(2):
-            t, _, _ = timed(lambda: jax.block_until_ready(step(model, state)))
-            steady.append(t)
-        return t_first, statistics.median(steady)
+    def first_and_steady(model, state) -> tuple[float, float, float, float]:
+        t_first, c_first, _ = timed(lambda: jax.block_until_ready(step(model, state)))
+        steady = [timed(lambda: jax.block_until_ready(step(model, state)))[:2] for _ in range(2)]
+        return t_first, c_first, statistics.median(w for w, _ in steady), statistics.median(c for _, c in steady)
 
     state = optimizer.init(eqx.filter(layers, eqx.is_array))
-    first0, steady0 = first_and_steady(layers, state)
+    w0, c0, sw0, sc0 = first_and_steady(layers, state)
     ctl = ssmred_jax.CompreSSM(100, mode=tolerance(tau), schedule=[1])
-    t_red, _, (new, new_state, _) = timed(lambda: ctl.step(1, layers, state, optimizer))
-    first1, steady1 = first_and_steady(new, new_state)
-    print(f"    train step (length {length}, batch 1, {len(layers)} layers, loss+grad+AdamW), wall seconds:")
+    t_red, c_red, (new, new_state, _) = timed(lambda: ctl.step(1, layers, state, optimizer))
+    w1, c1, sw1, sc1 = first_and_steady(new, new_state)
     print(
-        f"      original n={layers[0].d_state}: first call {first0:.2f}, steady {steady0:.3f} -> "
-        f"compile ~{first0 - steady0:.2f}"
+        f"    train step (length {length}, batch 1, {len(layers)} layers, loss+grad+AdamW), wall seconds "
+        "(process CPU seconds):"
+    )
+    print(
+        f"      original n={layers[0].d_state}: first call {w0:.2f} ({c0:.2f}), steady {sw0:.3f} ({sc0:.3f}) -> "
+        f"compile ~{w0 - sw0:.2f} ({c0 - sc0:.2f})"
     )
     sizes = [layer.d_state for layer in new]
     print(
-        f"      reduced {sizes}: first call {first1:.2f}, steady {steady1:.3f} -> re-trace + compile "
-        f"~{first1 - steady1:.2f} per reduction"
+        f"      reduced {sizes}: first call {w1:.2f} ({c1:.2f}), steady {sw1:.3f} ({sc1:.3f}) -> re-trace + compile "
+        f"~{w1 - sw1:.2f} ({c1 - sc1:.2f}) per reduction"
     )
-    print(f"      (the controller step itself, reduction + optax rebuild incl. their compilation: {t_red:.2f})")
+    print(
+        f"      (the controller step, reduction + optax rebuild incl. their compilation: {t_red:.2f} ({c_red:.2f}))"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- main

@@ -459,7 +459,11 @@ def _forward_parts(layer: st.Mamba, x: torch.Tensor, repeats: int) -> dict[str, 
 
     t_sel, s = timed(lambda: layer.selection(x))
     a = layer.rates()
-    t_disc, dA = timed(lambda: torch.exp(s.delta.unsqueeze(-1) * a))
+    dt = s.delta.unsqueeze(-1)
+    if a.is_complex():  # as Mamba.core does
+        t_disc, dA = timed(lambda: torch.polar(torch.exp(dt * a.real), dt * a.imag))
+    else:
+        t_disc, dA = timed(lambda: torch.exp(dt * a))
     if layer.projected:
         Bm, _ = layer._maps()
         t_drive, Bt = timed(
@@ -486,36 +490,57 @@ def _forward_parts(layer: st.Mamba, x: torch.Tensor, repeats: int) -> dict[str, 
 
 # ---------------------------------------------------------------------------------------------- report
 def cmd_report(args) -> None:
+    """Markdown tables of the cached runs: per data set and rule, paired by seed with full and same-size scratch."""
     out = Path(args.out)
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*-s*.json")) if not p.name.startswith("rules")]
+    runs = {
+        p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*-s[0-9]*.json")) if not p.name.startswith("rules")
+    }
     for ds in ("digits", "mnist1d", "listops"):
-        mine = [r for r in runs if r["dataset"] == ds]
-        if not mine:
+        full = {r["seed"]: r for k, r in runs.items() if k.startswith(f"{ds}-full-")}
+        if not full:
             continue
-        full = {r["seed"]: r for r in mine if r["tau"] is None and r["n0"] == 64}
-        print(f"\n### {ds}\n")
         print(
-            "| run | seeds | test acc (%) | ± std | final d_state (mean over layers, seeds) | CPU time (s) "
-            "| speedup vs full |"
+            f"\n#### {ds} (seeds {', '.join(map(str, sorted(full)))}; {next(iter(full.values()))['epochs']} epochs)\n"
         )
-        print("|---|---|---|---|---|---|---|")
-        groups: dict[str, list[dict[str, Any]]] = {}
-        for r in mine:
-            if r["tau"] is None and r["n0"] == 64:
-                groups.setdefault("full (64)", []).append(r)
-            elif r["tau"] is None:
-                groups.setdefault("scratch", []).append(r)
-            else:
-                groups.setdefault(f"CompreSSM {r['rule']} τ={r['tau']}", []).append(r)
-        for name, rs in groups.items():
+        print(
+            "| run | test acc mean (%) | ± std | same-size scratch (%) | CompreSSM − scratch (per seed) "
+            "| CompreSSM − full | final d_state per layer (per seed) | mean final d_state | CPU time (s) "
+            "| speedup vs full (CPU) |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        acc = np.array([r["test_acc"] for r in full.values()])
+        cpu = np.array([r["cpu_s"] for r in full.values()])
+        print(f"| full (64) | {acc.mean():.2f} | {acc.std():.2f} | | | | 64 64 | 64 | {cpu.mean():.0f} | 1 |")
+        for rule in RULES:
+            rs = sorted((r for k, r in runs.items() if k.startswith(f"{ds}-{rule}-")), key=lambda r: r["seed"])
+            if not rs:
+                continue
+            scratch = [runs.get(f"{ds}-scratch-{'-'.join(map(str, r['sizes']))}-s{r['seed']}") for r in rs]
             acc = np.array([r["test_acc"] for r in rs])
-            dims = np.array([np.mean(r["sizes"]) for r in rs])
-            cpu = np.array([r["cpu_s"] for r in rs])
-            sp = [full[r["seed"]]["cpu_s"] / r["cpu_s"] for r in rs if r["seed"] in full]
+            sc = np.array([x["test_acc"] if x else np.nan for x in scratch])
+            diff = acc - sc
+            vs_full = acc - np.array([full[r["seed"]]["test_acc"] for r in rs])
+            sp = np.array([full[r["seed"]]["cpu_s"] / r["cpu_s"] for r in rs])
+            sizes = "; ".join(" ".join(map(str, r["sizes"])) for r in rs)
+            dims = np.mean([np.mean(r["sizes"]) for r in rs])
             print(
-                f"| {name} | {len(rs)} | {acc.mean():.2f} | {acc.std():.2f} | {dims.mean():.1f} | {cpu.mean():.0f} | "
-                f"{np.mean(sp):.2f}× |"
+                f"| CompreSSM {rule} τ={rs[0]['tau']} | {acc.mean():.2f} | {acc.std():.2f} | {np.nanmean(sc):.2f} | "
+                f"{np.nanmean(diff):+.2f} ({', '.join(f'{v:+.1f}' for v in diff)}) | {vs_full.mean():+.2f} | {sizes} | "
+                f"{dims:.1f} | {np.mean([r['cpu_s'] for r in rs]):.0f} | "
+                f"{sp.mean():.1f}× ({sp.min():.1f}–{sp.max():.1f}) |"
             )
+        for rule in RULES:
+            rs = sorted((r for k, r in runs.items() if k.startswith(f"{ds}-{rule}-")), key=lambda r: r["seed"])
+            ev = [r["events"] for r in rs]
+            if ev and all(ev):
+                first = np.mean([e[0]["val_before"] for e in ev]), np.mean([e[0]["val_after"] for e in ev])
+                last = np.mean([e[-1]["val_before"] for e in ev]), np.mean([e[-1]["val_after"] for e in ev])
+                print(
+                    f"\n- {rule}: validation accuracy before/after the first reduction "
+                    f"{first[0]:.1f} / {first[1]:.1f} %, "
+                    f"the last {last[0]:.1f} / {last[1]:.1f} % (mean over seeds); sizes after each attempt: "
+                    + "; ".join(" → ".join("/".join(map(str, e["sizes"])) for e in es) for es in ev)
+                )
 
 
 def main(argv: list[str] | None = None) -> None:
