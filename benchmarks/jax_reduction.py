@@ -182,9 +182,7 @@ def retrace(layers: list[ssmred_jax.LRU], tau: float, length: int) -> None:
         f"      reduced {sizes}: first call {w1:.2f} ({c1:.2f}), steady {sw1:.3f} ({sc1:.3f}) -> re-trace + compile "
         f"~{w1 - sw1:.2f} ({c1 - sc1:.2f}) per reduction"
     )
-    print(
-        f"      (the controller step, reduction + optax rebuild incl. their compilation: {t_red:.2f} ({c_red:.2f}))"
-    )
+    print(f"      (the controller step, reduction + optax rebuild incl. their compilation: {t_red:.2f} ({c_red:.2f}))")
 
 
 # ---------------------------------------------------------------------------------------------- main
