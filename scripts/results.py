@@ -317,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--doc", default=str(ROOT / "docs" / "results.md"))
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS))
     ap.add_argument("--configs", default=str(ROOT / "configs"))
+    ap.add_argument(
+        "--shapes",
+        nargs="+",
+        choices=("paper", "default"),
+        default=["paper", "default"],
+        help="train only these shapes (the page reports every shape on disk)",
+    )
     ap.add_argument("--report-only", action="store_true", help="train nothing; report the runs on disk")
     args = ap.parse_args(argv)
     out, doc_path = Path(args.out), Path(args.doc)
@@ -334,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             m = None
             for overrides in calls:
                 spec = load_experiment(config, overrides)
-                if not args.report_only:
+                if not args.report_only and shape.split("-")[0] in args.shapes:
                     import dataclasses
 
                     seeds = list(args.seeds) if shape == PAPER[0] else list(args.seeds)[:DEFAULT_SEEDS]

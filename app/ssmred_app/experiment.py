@@ -320,6 +320,8 @@ def cache_key(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
         d["compression"] = CompressionConfig().model_dump()
     if name == "full":
         d["method"] = {**MethodConfig().model_dump(), "name": "full"}
+    if d["method"].get("teacher"):  # the same file, named relative to the working directory or absolutely
+        d["method"]["teacher"] = os.path.abspath(d["method"]["teacher"])
     return d
 
 

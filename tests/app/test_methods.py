@@ -287,6 +287,17 @@ def test_cache_key_ignores_what_a_method_does_not_read() -> None:
     assert cache_key(c1) == cache_key(_cfg(compression={"mode": "tolerance", "tau": 0.3}, method={"name": "compressm"}))
 
 
+def test_cache_key_names_the_teacher_file_not_its_spelling(tmp_path, monkeypatch) -> None:
+    from ssmred_app.experiment import cache_key
+
+    monkeypatch.chdir(tmp_path)
+    relative = _cfg(method={"name": "distill", "teacher": "runs/full/seed0/checkpoints/epoch_003.pt"})
+    absolute = _cfg(method={"name": "distill", "teacher": str(tmp_path / "runs/full/seed0/checkpoints/epoch_003.pt")})
+    other = _cfg(method={"name": "distill", "teacher": "runs/full/seed1/checkpoints/epoch_003.pt"})
+    assert cache_key(relative) == cache_key(absolute)
+    assert cache_key(relative) != cache_key(other)
+
+
 def test_experiment_overrides_and_methods() -> None:
     from ssmred_app.config import ConfigError
     from ssmred_app.experiment import parse_experiment
