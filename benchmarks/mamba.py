@@ -37,7 +37,8 @@ from ssmred_app.models import param_groups
 from ssmred_app.trainer import lr_lambda
 
 RULES = ("modal_shared", "modal_channel", "balanced")
-EPOCHS = {"digits": 30, "mnist1d": 20, "listops": 20}
+EPOCHS = {"digits": 20, "mnist1d": 10, "listops": 10}  # the default recipe
+LR = 0.01
 DATA = {
     "digits": DataConfig(name="digits"),
     "mnist1d": DataConfig(name="mnist1d", n_samples=4000),
@@ -91,11 +92,17 @@ def train_run(
     rule: str = "modal_shared",
     tau: float | None = None,
     epochs: int | None = None,
-    lr: float = 0.01,
+    lr: float = LR,
     batch_size: int = 64,
     calibration: int = 0,
+    log_curve: bool = True,
 ) -> dict[str, Any]:
-    """One training run; ``tau`` = CompreSSM in tolerance mode, ``calibration`` > 0 = explicit calibrate_."""
+    """One training run; ``tau`` = CompreSSM in tolerance mode, ``calibration`` > 0 = explicit calibrate_.
+
+    ``curve`` records per epoch the training loss and accuracy (train mode, over the epoch's batches), the
+    largest gradient norm and (``log_curve``) the validation accuracy; ``train_acc`` is the final model's
+    accuracy on the whole training set in eval mode. Neither evaluation counts in ``cpu_s``.
+    """
     torch.set_num_threads(1)
     d, X, y = _data(dataset)
     epochs = epochs or EPOCHS[dataset]
@@ -117,15 +124,24 @@ def train_run(
     cpu = wall = red_cpu = 0.0
     step = 0
     events = []
-    for _ in range(epochs):
+    curve = []  # per epoch: training loss and accuracy (train mode, running), gradient norm, validation accuracy
+    for epoch in range(epochs):
         order = torch.as_tensor(rng.permutation(len(X["train"])))
+        ep_loss = ep_correct = ep_n = 0.0
+        ep_gmax = 0.0
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
             t0, w0 = time.process_time(), time.perf_counter()
-            loss = torch.nn.functional.cross_entropy(model(X["train"][idx]), y["train"][idx])
+            logits = model(X["train"][idx])
+            loss = torch.nn.functional.cross_entropy(logits, y["train"][idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf))
             opt.step()
+            ep_loss += float(loss.detach()) * len(idx)
+            ep_correct += float((logits.argmax(-1) == y["train"][idx]).sum())
+            ep_n += len(idx)
+            ep_gmax = max(ep_gmax, gnorm)
             sched.step()
             step += 1
             cpu += time.process_time() - t0
@@ -154,6 +170,15 @@ def train_run(
                 )
             elif ctl is not None:
                 ctl.step(step, model, opt)
+        curve.append(
+            {
+                "epoch": epoch + 1,
+                "train_loss": ep_loss / ep_n,
+                "train_acc_running": 100.0 * ep_correct / ep_n,
+                "grad_norm_max": ep_gmax,
+                "val_acc": _accuracy(model, X["val"], y["val"]) if log_curve else None,
+            }
+        )
     return {
         "dataset": dataset,
         "seed": seed,
@@ -170,6 +195,9 @@ def train_run(
         "wall_s": wall,
         "events": events,
         "calibration": calibration,
+        "lr": lr,
+        "train_acc": _accuracy(model, X["train"], y["train"]),  # eval mode, the final model
+        "curve": curve,
     }
 
 
@@ -186,23 +214,43 @@ def _cached(out: Path, key: str, fn, *args, **kw) -> dict[str, Any]:
     return res
 
 
+def _recipe(dataset: str, epochs: int | None, lr: float) -> str:
+    """Cache-key prefix: the data set, plus ``@lr<lr>-e<epochs>`` when the recipe differs from the default."""
+    epochs = epochs or EPOCHS[dataset]
+    return dataset if (epochs, lr) == (EPOCHS[dataset], LR) else f"{dataset}@lr{lr:g}-e{epochs}"
+
+
 def cmd_train(args) -> None:
     out = Path(args.out)
+    pre = _recipe(args.dataset, args.epochs, args.lr)
+    kw = {"epochs": args.epochs, "lr": args.lr}
     for seed in args.seeds:
-        full = _cached(out, f"{args.dataset}-full-s{seed}", train_run, args.dataset, seed, epochs=args.epochs)
-        del full
+        if not args.no_full:
+            _cached(out, f"{pre}-full-s{seed}", train_run, args.dataset, seed, **kw)
         for rule in args.rules:
-            key = f"{args.dataset}-{rule}-tau{args.tau}-s{seed}"
-            res = _cached(out, key, train_run, args.dataset, seed, rule=rule, tau=args.tau, epochs=args.epochs)
+            key = f"{pre}-{rule}-tau{args.tau}-s{seed}"
+            res = _cached(out, key, train_run, args.dataset, seed, rule=rule, tau=args.tau, **kw)
+            if args.no_scratch:
+                continue
             _cached(
                 out,
-                f"{args.dataset}-scratch-{'-'.join(map(str, res['sizes']))}-s{seed}",
+                f"{pre}-scratch-{'-'.join(map(str, res['sizes']))}-s{seed}",
                 train_run,
                 args.dataset,
                 seed,
                 n_state=res["sizes"],
-                epochs=args.epochs,
+                **kw,
             )
+
+
+def cmd_sizes(args) -> None:
+    """Fixed-size models from scratch (no reduction) at several d_state: how accuracy depends on the size."""
+    out = Path(args.out)
+    pre = _recipe(args.dataset, args.epochs, args.lr)
+    for seed in args.seeds:
+        for n in args.sizes:
+            key = f"{pre}-full-s{seed}" if n == 64 else f"{pre}-scratch-{n}-{n}-s{seed}"
+            _cached(out, key, train_run, args.dataset, seed, n_state=n, epochs=args.epochs, lr=args.lr)
 
 
 # ---------------------------------------------------------------------------------------------- rules
@@ -551,8 +599,18 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     t.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     t.add_argument("--tau", type=float, default=0.05)
-    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=None, help="default: EPOCHS[dataset]")
+    t.add_argument("--lr", type=float, default=LR)
+    t.add_argument("--no-full", action="store_true", help="skip the full-size run")
+    t.add_argument("--no-scratch", action="store_true", help="skip the same-size-from-scratch runs")
     t.add_argument("--out", default="runs/mamba")
+    z = sub.add_parser("sizes")
+    z.add_argument("--dataset", default="digits", choices=sorted(DATA))
+    z.add_argument("--seeds", type=int, nargs="+", default=[0])
+    z.add_argument("--sizes", type=int, nargs="+", default=[4, 16])
+    z.add_argument("--epochs", type=int, default=None, help="default: EPOCHS[dataset]")
+    z.add_argument("--lr", type=float, default=LR)
+    z.add_argument("--out", default="runs/mamba")
     r = sub.add_parser("rules")
     r.add_argument("--dataset", default="digits", choices=sorted(DATA))
     r.add_argument("--seed", type=int, default=0)
@@ -567,7 +625,7 @@ def main(argv: list[str] | None = None) -> None:
     rp = sub.add_parser("report")
     rp.add_argument("--out", default="runs/mamba")
     args = p.parse_args(argv)
-    {"train": cmd_train, "rules": cmd_rules, "cost": cmd_cost, "report": cmd_report}[args.cmd](args)
+    {"train": cmd_train, "sizes": cmd_sizes, "rules": cmd_rules, "cost": cmd_cost, "report": cmd_report}[args.cmd](args)
 
 
 if __name__ == "__main__":
