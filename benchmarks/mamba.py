@@ -543,12 +543,14 @@ def cmd_report(args) -> None:
     runs = {
         p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*-s[0-9]*.json")) if not p.name.startswith("rules")
     }
-    for ds in ("digits", "mnist1d", "listops"):
+    prefixes = sorted({k.split("-")[0] for k in runs})
+    for ds in prefixes:
         full = {r["seed"]: r for k, r in runs.items() if k.startswith(f"{ds}-full-")}
         if not full:
             continue
+        f0 = next(iter(full.values()))
         print(
-            f"\n#### {ds} (seeds {', '.join(map(str, sorted(full)))}; {next(iter(full.values()))['epochs']} epochs)\n"
+            f"\n#### {ds} (seeds {', '.join(map(str, sorted(full)))}; {f0['epochs']} epochs, lr {f0.get('lr', LR):g})\n"
         )
         print(
             "| run | test acc mean (%) | ± std | same-size scratch (%) | CompreSSM − scratch (per seed) "
@@ -588,6 +590,22 @@ def cmd_report(args) -> None:
                     f"{first[0]:.1f} / {first[1]:.1f} %, "
                     f"the last {last[0]:.1f} / {last[1]:.1f} % (mean over seeds); sizes after each attempt: "
                     + "; ".join(" → ".join("/".join(map(str, e["sizes"])) for e in es) for es in ev)
+                )
+        fits = [(k, r) for k, r in runs.items() if k.startswith(f"{ds}-") and "train_acc" in r]
+        if fits:
+            print(
+                "\n| run | train acc (eval mode) | train acc (last epoch, train mode) | val acc | test acc "
+                "| final train loss | max grad norm (epoch) | val acc per epoch |"
+            )
+            print("|---|---|---|---|---|---|---|---|")
+            for k, r in fits:
+                c = r["curve"]
+                gmax = max(range(len(c)), key=lambda i: c[i]["grad_norm_max"])
+                vals = " ".join(f"{e['val_acc']:.0f}" for e in c if e.get("val_acc") is not None)
+                print(
+                    f"| {k} | {r['train_acc']:.2f} | {c[-1]['train_acc_running']:.2f} | {r['val_acc']:.2f} "
+                    f"| {r['test_acc']:.2f} | {c[-1]['train_loss']:.3f} | {c[gmax]['grad_norm_max']:.2g} ({gmax + 1}) "
+                    f"| {vals} |"
                 )
 
 
