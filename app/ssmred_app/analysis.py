@@ -20,20 +20,26 @@ from ssmred_app.models import layer_systems, load_model_file, save_model_file
 __all__ = ["analyze", "layer_analysis", "reduce_checkpoint"]
 
 
-def layer_analysis(sys_c: Any, taus: Sequence[float]) -> dict[str, Any]:
-    """HSVs, poles, bounds for every order and the orders chosen by ``taus`` for one layer's system."""
+def layer_analysis(sys_c: Any, taus: Sequence[float], *, gain: float = 1.0) -> dict[str, Any]:
+    r"""HSVs, poles, bounds for every order and the orders chosen by ``taus`` for one layer's system.
+
+    ``gain`` is that of the layer's output map on the system's output (2 for :math:`y = 2\,\mathrm{Re}(Cx)`):
+    the bounds and the real-output HSVs are those of the layer's map, i.e. scaled by it; the proxy HSVs
+    (and so the orders, which are scale-invariant) are the system's own.
+    """
     import numpy as np
 
     from ssmred import BalancedTruncation, order_from_energy
 
     bt = BalancedTruncation(sys_c)
     hsv = np.asarray(bt.hsv)
-    bounds = np.asarray(bt.error_bounds())
-    hsv_real = np.asarray(BalancedTruncation(sys_c.to_real()).hsv)
+    bounds = gain * np.asarray(bt.error_bounds())
+    hsv_real = gain * np.asarray(BalancedTruncation(sys_c.to_real()).hsv)
     poles = np.diag(sys_c.A)
     orders = {f"{t:g}": order_from_energy(hsv, t) for t in taus}
     return {
         "n": int(hsv.size),
+        "output_gain": float(gain),
         "hsv": hsv.tolist(),
         "hsv_real_output": hsv_real.tolist(),
         "bounds": bounds.tolist(),
@@ -76,7 +82,10 @@ def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 
         except ValueError as exc:
             raise ConfigError(f"--taus: {exc}") from exc
     model, config = load_model_file(checkpoint)
-    layers = [_combine([layer_analysis(sys_c, taus) for sys_c in systems]) for systems in layer_systems(model)]
+    layers = [
+        _combine([layer_analysis(sys_c, taus, gain=gain) for sys_c in systems])
+        for systems, gain in layer_systems(model)
+    ]
     info = {"checkpoint": str(checkpoint), "taus": list(taus), "config": config, "layers": layers}
     write_json(info, out / "analysis.json")
     rp.plot_analysis(layers, out / "plots" / "analysis.png", title=str(checkpoint))
@@ -86,8 +95,9 @@ def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 
         "system (diag λ, diag(γ)(B_re + i B_im), C_re + i C_im)), by the square-root method; r(τ) is the smallest "
         "order keeping (1 − τ) of Σσ, its a-priori bound is ‖G − G_r‖∞ ≤ 2 Σ_{i>r} σ_i. A layer of several "
         "systems (S4D: one per channel) gets the largest channel order and the largest channel bound; its HSVs "
-        "are shown for the channel with the largest σ₁. The real-output system (y = Re(C h)) has its own HSVs; "
-        "the orders they select are listed for comparison (SPEC §3)."
+        "are shown for the channel with the largest σ₁. Bounds are those of the layer's output: for conjugate "
+        "half-states (S4D, S5 with conj_sym: y = 2 Re(C h)) twice the analysed system's. The real-output system "
+        "has its own HSVs; the orders they select are listed for comparison (SPEC §3)."
     )
     headers = ["layer", "systems", "n", "σ₁", "σ_n", "Σσ", "spectral radius"]
     for t in taus:

@@ -82,11 +82,15 @@ class S5Options(_StepRange):
         Number of HiPPO-N blocks of the initialisation.
     dt_min, dt_max
         Range of the initial log-uniform step per state.
+    clip_eigs
+        Keep every real part of Λ at most -1e-4 (S5's ``clip_eigs``), so the layer stays stable while it
+        trains; without it, real parts can drift across 0 and a later reduction refuses the unstable layer.
     """
 
     discretization: Literal["zoh", "bilinear"] = "zoh"
     conj_sym: bool = True
     blocks: Annotated[int, value_rule(lambda v: v >= 1, "must be >= 1, got {v}")] = 1
+    clip_eigs: bool = False
 
 
 class MambaOptions(_StepRange):

@@ -209,9 +209,16 @@ def layer_statespaces(model: Any) -> list[Any]:
     return [to_statespace(e.module) for e in ssm_layers(model)]
 
 
-def layer_systems(model: Any) -> list[list[Any]]:
-    """Per SSM layer, the systems the reduction analyses: the layer's StateSpace for a one-system layer,
-    one discrete diagonal StateSpace per system (channel) otherwise.
+#: gain of the layer's output map on the analysed (proxy) system's output: 2 Re(C x) for conjugate half-states
+OUTPUT_GAIN = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
+
+
+def layer_systems(model: Any) -> list[tuple[list[Any], float]]:
+    r"""Per SSM layer, the systems the reduction analyses and the gain of the layer's output rule on them.
+
+    The systems are the layer's StateSpace for a one-system layer, one discrete diagonal StateSpace per
+    system (channel) otherwise. The gain is 2 for the output rule ``"two_real"`` (S4D, S5 with
+    ``conj_sym``: :math:`y = 2\,\mathrm{Re}(Cx)`), so the layer's error bound is twice the system's.
     """
     import torch
     from ssmred_torch import ssm_layers, to_statespace
@@ -222,9 +229,10 @@ def layer_systems(model: Any) -> list[list[Any]]:
     for e in ssm_layers(model):
         with torch.no_grad():
             sy = e.adapter.systems(e.module)
+        gain = OUTPUT_GAIN[sy.output]
         if sy.n_systems == 1 and e.adapter.time_invariant:
-            out.append([to_statespace(e.module)])
+            out.append(([to_statespace(e.module)], gain))
         else:
             lam, B, C = (t.cpu().numpy() for t in (sy.lam, sy.B, sy.C))
-            out.append([from_diagonal(lam[g], B[g], C[g], dt=1.0) for g in range(sy.n_systems)])
+            out.append(([from_diagonal(lam[g], B[g], C[g], dt=1.0) for g in range(sy.n_systems)], gain))
     return out

@@ -46,3 +46,48 @@ def test_half_state_families_need_even_sizes() -> None:
     with pytest.raises(ConfigError, match="sizes must be even"):
         parse_config({"model": {"layer": "s5", "d_state": 9}})
     assert parse_config({"model": {"layer": "s5", "d_state": 9, "s5": {"conj_sym": False}}}).model.d_state == 9
+
+
+@pytest.mark.parametrize(("family", "gain"), [("s5", 2.0), ("s4d", 2.0), ("lru", 1.0)])
+def test_analyze_bounds_are_those_of_the_layer_map(family: str, gain: float) -> None:
+    """`ssmred analyze` bounds the layer's own output: 2 Re(C x) doubles the analysed system's bound,
+    as the adapter's reduction report does (one computation each, compared at the same order)."""
+    import copy
+
+    import ssmred_torch as st
+    import torch
+    from ssmred_app.analysis import layer_analysis
+    from ssmred_app.models import layer_systems
+
+    from ssmred import hinf_norm
+    from ssmred.selection import Rank
+
+    torch.manual_seed(0)
+    layer = {"s5": lambda: st.S5(3, 8), "s4d": lambda: st.S4D(2, 8), "lru": lambda: st.LRU(3, 6)}[family]()
+    [(systems, found_gain)] = layer_systems(torch.nn.Sequential(layer))
+    assert found_gain == gain
+    parts = [layer_analysis(s, [0.1], gain=found_gain) for s in systems]
+    r = 2
+    reduced = copy.deepcopy(layer)
+    [report] = st.reduce_layers([reduced], Rank(r), gate=1.0)
+    assert report.applied
+    assert max(p["bounds"][r] for p in parts) == pytest.approx(report.error_bound, rel=1e-9)
+    if len(systems) == 1:  # the measured error of the layer's real map is within the analysed bound
+        err = hinf_norm(st.to_statespace(layer, exact=True) - st.to_statespace(reduced, exact=True))
+        assert err <= parts[0]["bounds"][r] * (1 + 1e-9)
+
+
+def test_s5_clip_eigs_from_the_config_keeps_the_layer_stable() -> None:
+    import torch
+    from ssmred_app.config import parse_config
+    from ssmred_app.families import build_classifier
+    from ssmred_torch import ssm_layers
+
+    cfg = parse_config({"model": {"layer": "s5", "d_model": 4, "d_state": 8, "n_layers": 1, "s5": {"clip_eigs": True}}})
+    model = build_classifier(cfg.model, d_input=1, vocab_size=None, n_classes=3)
+    [entry] = ssm_layers(model)
+    assert entry.module.clip_eigs is True
+    with torch.no_grad():
+        entry.module.Lambda_re.fill_(0.5)  # a step that pushed every real part across the axis
+        lam = entry.adapter.systems(entry.module).lam
+    assert bool((lam.abs() < 1).all())
