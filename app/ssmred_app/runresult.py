@@ -46,6 +46,13 @@ class RunResult:
         Per reduction attempt: step, accuracy before/after, per-layer HSVs, r, bound.
     dims_trace
         ``[step, dims]`` pairs whenever the sizes changed (plus start and end).
+    total_steps
+        Optimizer steps of the whole run.
+    device
+        Where it trained (``cpu``, ``cuda``, ``cuda:1``).
+    world_size
+        Processes that trained it (``ssmred train --nproc N`` / torchrun); the times are rank 0's, the
+        effective batch is ``world_size × optim.batch_size``.
     """
 
     name: str
@@ -63,6 +70,7 @@ class RunResult:
     dims_trace: list[list[Any]] = field(default_factory=list)
     total_steps: int = 0
     device: str = "cpu"
+    world_size: int = 1
 
     @property
     def mean_final_dim(self) -> float:

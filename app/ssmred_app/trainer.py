@@ -160,7 +160,9 @@ class Trainer:
         self._stop_agreed = False
         self.optimizer, self.scheduler = self._make_optimizer()
         self.method: Method = build_method(cfg, self.total_steps)
-        self.result = RunResult(name=cfg.name, config=config_to_dict(cfg), total_steps=self.total_steps)
+        self.result = RunResult(
+            name=cfg.name, config=config_to_dict(cfg), total_steps=self.total_steps, world_size=self.world_size
+        )
         self.result.device = self.device
         self.result.initial_dims = state_sizes(self.model)
         self.result.dims_trace.append([0, list(self.result.initial_dims)])

@@ -177,6 +177,7 @@ def test_ranks_agree_after_every_reduction_and_at_the_end(ddp_run):
     assert checks[2]["sizes"][0] == checks[0]["sizes"][0]  # ... and a rollback to the first
     assert report["world_size"] == 2
     assert report["steps_per_epoch"] == 13
+    assert json.loads((base / "ddp" / "result.json").read_text())["world_size"] == 2
     # rank 1 never wrote, never locked; while the run went, the lock named rank 0's pid
     assert report["writes"][1] == []
     assert report["lock_probe"][0] == []
