@@ -367,7 +367,30 @@ def train_cached(
             d.pop("mean_final_dim", None)
             log(f"[{cfg.name}] already finished: {done}")
             return RunResult(**d)
+        raise ConfigError(
+            f"{out}: holds a finished run of a different configuration ({_key_difference(d.get('config'), cfg)}); "
+            "delete that folder to train it again with this configuration, or choose another --out"
+        )
     return train_run(cfg, out, data=data, progress=progress, log=log)
+
+
+def _key_difference(stored: Any, cfg: RunConfig) -> str:
+    """The dotted keys whose values differ between a stored run's cache key and ``cfg``'s (for messages)."""
+    try:
+        old = cache_key(stored)
+    except ConfigError:
+        return "its stored configuration is not valid any more"
+    new = cache_key(cfg)
+
+    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(old), flat(new)
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
 
 
 def _mtime(path: Path) -> float | None:

@@ -298,6 +298,17 @@ def test_cache_key_names_the_teacher_file_not_its_spelling(tmp_path, monkeypatch
     assert cache_key(relative) != cache_key(other)
 
 
+def test_a_stale_cached_run_is_named_not_retrained_over(tmp_path) -> None:
+    from ssmred_app.config import ConfigError, config_to_dict
+    from ssmred_app.experiment import train_cached
+
+    old = _cfg(optim={"epochs": 2, "batch_size": 8})
+    (tmp_path / "result.json").write_text(json.dumps({"name": "tiny", "config": config_to_dict(old)}))
+    with pytest.raises(ConfigError, match=r"different configuration \(optim.epochs: 2 -> 3\); delete that folder"):
+        train_cached(_cfg(optim={"epochs": 3, "batch_size": 8}), tmp_path, log=lambda _: None)
+    assert json.loads((tmp_path / "result.json").read_text())["config"]["optim"]["epochs"] == 2
+
+
 def test_experiment_overrides_and_methods() -> None:
     from ssmred_app.config import ConfigError
     from ssmred_app.experiment import parse_experiment
