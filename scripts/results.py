@@ -396,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         "on a held-out test split; paired tests are the paired t-test and the exact sign-flip permutation test "
         "(with 6 seeds its smallest possible p is 2/64 = 0.031).",
         "",
+        "Other families: [S4D and S5 against the LRU](results-families.md); [Mamba](results-mamba.md).",
+        "",
         "## Summary",
         "",
         *summary(results),
