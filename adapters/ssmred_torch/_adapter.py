@@ -14,6 +14,12 @@ regulariser) sees an SSM layer only through its :class:`AbstractAdapter`:
   :meth:`~AbstractAdapter.resize_` — which parameters carry a state axis, for optimizer surgery,
   checkpoints and DDP; :meth:`~AbstractAdapter.project_moments_` — optional moment projection.
 
+The state layout is declared, not coded: an adapter names its state-indexed parameters and their
+state axis in :attr:`~AbstractAdapter.state_axes` and the layer attribute holding its state size in
+:attr:`~AbstractAdapter.state_size_attribute`; the default ``state_parameters``, ``state_sizes`` and
+``resize_`` read these (a family overrides them only where its layout depends on the layer's settings,
+as Mamba's ``modal_shared`` rule does).
+
 Adding a layer family is one file with the ``nn.Module`` and its final adapter, plus
 ``register_adapter(MyAdapter())``. :func:`adapter_for` walks the MRO, so subclasses of a registered
 layer are handled by its adapter; :func:`ssm_layers` is the one function that discovers the SSM
@@ -187,9 +193,22 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
     """The protocol between one SSM layer family and ssmred (see the module docstring).
 
     Concrete adapters are final, hold all their fields, and are registered with :func:`register_adapter`.
+    Besides the class variables below, an adapter declares its state layout:
+
+    ``state_axes: ClassVar[Mapping[str, int]]``
+        Every state-indexed parameter (name as in ``layer.named_parameters()``) and its state axis.
+        A declared name that the layer holds as a buffer (a fixed, not trained, tensor such as S4D's
+        ``B`` with ``learn_B=False``) is left out by :meth:`state_parameters`.
+    ``state_size_attribute: ClassVar[str]``
+        The layer attribute holding its one state size, the size that the layer's own
+        ``resize_(size)`` takes (default ``"n_states"``).
     """
 
     layer_type: ClassVar[type[nn.Module]]
+    #: State-indexed parameter name -> its state axis (see the class docstring).
+    state_axes: ClassVar[Mapping[str, int]]
+    #: The layer attribute with its state size; ``layer.resize_`` takes that size.
+    state_size_attribute: ClassVar[str] = "n_states"
     #: ``False`` for selective (input-dependent) layers, whose ``systems`` is a documented LTI surrogate.
     time_invariant: ClassVar[bool] = True
     #: Parameters trained in the SSM optimizer group (learning-rate factor, no weight decay; SPEC §6).
@@ -269,9 +288,8 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
             If the reduced systems cannot be represented by the layer's parameters.
         """
 
-    @abc.abstractmethod
     def state_parameters(self, layer: LayerT) -> Mapping[str, int]:
-        """The layer's parameters that have a state axis, and that axis.
+        """The layer's parameters that have a state axis, and that axis (from :attr:`state_axes`).
 
         Parameters
         ----------
@@ -281,12 +299,16 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
         Returns
         -------
         Mapping
-            Parameter name (as in ``layer.named_parameters()``) to axis.
+            Parameter name (as in ``layer.named_parameters()``) to axis: the declared names the layer
+            holds as parameters.
         """
+        params = dict(layer.named_parameters())
+        return {name: axis for name, axis in self.state_axes.items() if name in params}
 
-    @abc.abstractmethod
     def state_sizes(self, layer: LayerT) -> tuple[int, ...]:
         """The layer's state sizes (one entry per independently sized state block).
+
+        The default: the one size ``getattr(layer, state_size_attribute)``.
 
         Parameters
         ----------
@@ -298,10 +320,12 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
         tuple of int
             The sizes.
         """
+        return (int(getattr(layer, self.state_size_attribute)),)
 
-    @abc.abstractmethod
     def resize_(self, layer: LayerT, sizes: tuple[int, ...]) -> None:
         """Reshape the state parameters to ``sizes`` (values to be overwritten by a checkpoint load).
+
+        The default: ``layer.resize_(size)`` for the one size of :meth:`state_sizes`.
 
         Parameters
         ----------
@@ -309,7 +333,15 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
             The layer.
         sizes
             As returned by :meth:`state_sizes`.
+
+        Raises
+        ------
+        ValueError
+            If ``sizes`` is not one positive int.
         """
+        if len(sizes) != 1:
+            raise ValueError(f"{self.layer_type.__name__} layers have one state size; got {tuple(sizes)}")
+        layer.resize_(int(sizes[0]))
 
     def project_moments_(self, optimizer: torch.optim.Optimizer, layer: LayerT, state_map: StateMap) -> None:
         """Map the optimizer moments of the layer's state parameters through ``state_map``.
@@ -350,7 +382,8 @@ def register_adapter(adapter: AbstractAdapter[Any]) -> AbstractAdapter[Any]:
     Raises
     ------
     TypeError
-        If ``adapter`` is not an :class:`AbstractAdapter` with an ``nn.Module`` ``layer_type``.
+        If ``adapter`` is not an :class:`AbstractAdapter` with an ``nn.Module`` ``layer_type`` and a
+        ``state_axes`` mapping.
 
     Examples
     --------
@@ -363,6 +396,8 @@ def register_adapter(adapter: AbstractAdapter[Any]) -> AbstractAdapter[Any]:
     layer_type = getattr(type(adapter), "layer_type", None)
     if not (isinstance(layer_type, type) and issubclass(layer_type, nn.Module)):
         raise TypeError(f"{type(adapter).__name__}.layer_type must be an nn.Module subclass; got {layer_type!r}")
+    if not isinstance(getattr(type(adapter), "state_axes", None), Mapping):
+        raise TypeError(f"{type(adapter).__name__}.state_axes must map the state parameters to their state axis")
     _REGISTRY[layer_type] = adapter
     return adapter
 
@@ -503,4 +538,3 @@ def replace_parameter_(param: nn.Parameter, value: torch.Tensor) -> None:
         param.data = torch.empty(0, dtype=flip, device=param.device)
     param.data = new
     param.grad = None
-

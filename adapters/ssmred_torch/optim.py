@@ -46,7 +46,7 @@ brought to the new shapes. Three policies, for Adam, AdamW and SGD with momentum
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from ssmred._require import require
@@ -62,8 +62,11 @@ __all__ = [
     "OptimizerPolicy",
     "TruncationMap",
     "check_optimizer",
+    "moment_states",
+    "project_gain_scaled_",
     "project_pair_",
     "project_per_state_",
+    "projections",
     "update_optimizer_state",
 ]
 
@@ -216,6 +219,94 @@ def project_pair_(states: States, pair: tuple[str, str], K: torch.Tensor, *, lef
             s_re[key] = new_re.to(t_re.dtype)  # type: ignore[index]
         if isinstance(t_im, torch.Tensor):
             s_im[key] = new_im.to(t_im.dtype)  # type: ignore[index]
+
+
+def projections(state_map: StateMap) -> tuple[torch.Tensor, torch.Tensor]:
+    """The restriction ``N`` and lifting ``M`` of a state map, which the moment projection needs.
+
+    Parameters
+    ----------
+    state_map
+        What the adapter's ``write_back_`` returned.
+
+    Returns
+    -------
+    N, M : torch.Tensor
+        ``state_map.N`` and ``state_map.M``.
+
+    Raises
+    ------
+    ValueError
+        If the map has no projections.
+    """
+    if state_map.N is None or state_map.M is None:
+        raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
+    return state_map.N, state_map.M
+
+
+def moment_states(
+    optimizer: torch.optim.Optimizer, layer: torch.nn.Module, names: Iterable[str]
+) -> dict[str, dict[str, Any] | None]:
+    """The optimizer state of each named parameter of ``layer`` (``None`` where it has none yet).
+
+    Parameters
+    ----------
+    optimizer
+        The optimizer.
+    layer
+        The layer.
+    names
+        Parameter names (as in ``layer.named_parameters()``).
+
+    Returns
+    -------
+    dict
+        Name to the (mutable) per-parameter state.
+    """
+    return {name: optimizer.state.get(layer.get_parameter(name)) for name in names}
+
+
+def project_gain_scaled_(
+    states: States,
+    state_map: StateMap,
+    *,
+    per_state: Sequence[str],
+    gains: tuple[str, str],
+    B: tuple[str, str] = ("B_re", "B_im"),
+    C: tuple[str, str] = ("C_re", "C_im"),
+) -> None:
+    r"""Project the moments of one diagonal MIMO system whose stored input matrix is scaled by input gains.
+
+    The layer analyses :math:`\tilde B = \mathrm{diag}(g)B_s` (LRU: :math:`g = \gamma`; S5: the
+    discretisation's :math:`\varphi`), so the lifting of the stored input matrix is
+    :math:`B_s^{old} \approx K^+B_s^{new}`, :math:`K^+ = \mathrm{diag}(1/g_{old})M\,\mathrm{diag}(g_{new})`,
+    and :math:`C_{old} \approx C_{new}N` (see the module docstring); the per-state parameters get the
+    convex combinations of :func:`project_per_state_`.
+
+    Parameters
+    ----------
+    states
+        Parameter name to its optimizer state (:func:`moment_states`).
+    state_map
+        The layer's map (``G = 1``), with ``N``, ``M`` and the old and new gains in ``extra``.
+    per_state
+        The per-state parameters (shape ``(n,)``).
+    gains
+        The keys of the old and new gains in ``state_map.extra``.
+    B, C
+        The real and imaginary parts of the stored input ``(n, m)`` and output ``(p, n)`` matrices.
+
+    Raises
+    ------
+    ValueError
+        If the map has no projections.
+    """
+    N, M = (t[0] for t in projections(state_map))
+    g_old, g_new = (state_map.extra[key].to(M.device) for key in gains)
+    Kplus_H = ((M / g_old[:, None]) * g_new[None, :]).mH
+    project_per_state_(states, per_state, N, M)
+    project_pair_(states, B, Kplus_H, left=True)
+    project_pair_(states, C, N.mH, left=False)
 
 
 # ---------------------------------------------------------------------------------------------- the policies

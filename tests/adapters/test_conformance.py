@@ -371,6 +371,19 @@ def test_resize_gives_the_shapes_of_a_reduction(family, gen):
     assert {k: v.shape for k, v in layer.state_dict().items()} == {k: v.shape for k, v in reduced.state_dict().items()}
 
 
+def test_the_declared_state_layout_matches_the_layer(family, gen):
+    layer = _layer(family, gen)
+    adapter = adapter_for(layer)
+    params = dict(layer.named_parameters())
+    tensors = params | dict(layer.named_buffers())
+    assert set(adapter.state_axes) <= set(tensors), "state_axes names a tensor the layer does not have"
+    (size,) = adapter.state_sizes(layer)
+    for name, axis in adapter.state_parameters(layer).items():
+        assert name in params, name
+        if name in adapter.state_axes:
+            assert params[name].shape[axis] == size, name
+
+
 def test_subclasses_are_found_along_the_mro(family, gen):
     base = type(_layer(family, gen))
     sub = type(f"My{base.__name__}", (base,), {})

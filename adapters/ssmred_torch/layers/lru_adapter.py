@@ -27,20 +27,10 @@ from ssmred_torch._adapter import (  # noqa: E402
 from ssmred_torch.errors import DiagonalizationError  # noqa: E402
 from ssmred_torch.kernels import diagonalize  # noqa: E402
 from ssmred_torch.layers.lru import LRU, layer_matrices, lru_parameters_from_diagonal  # noqa: E402
-from ssmred_torch.optim import project_pair_, project_per_state_  # noqa: E402
+from ssmred_torch.optim import moment_states, project_gain_scaled_  # noqa: E402
 
 __all__ = ["LRUAdapter"]
 
-#: parameter -> state axis
-_STATE_AXES: Mapping[str, int] = {
-    "nu_log": 0,
-    "theta_log": 0,
-    "gamma_log": 0,
-    "B_re": 0,
-    "B_im": 0,
-    "C_re": 1,
-    "C_im": 1,
-}
 
 def _is_diagonal(M: np.ndarray) -> bool:
     return bool(np.count_nonzero(M - np.diag(np.diag(M))) == 0)
@@ -75,6 +65,16 @@ class LRUAdapter(AbstractAdapter[LRU]):
     """
 
     layer_type: ClassVar[type[nn.Module]] = LRU
+    state_axes: ClassVar[Mapping[str, int]] = {
+        "nu_log": 0,
+        "theta_log": 0,
+        "gamma_log": 0,
+        "B_re": 0,
+        "B_im": 0,
+        "C_re": 1,
+        "C_im": 1,
+    }
+    state_size_attribute: ClassVar[str] = "d_state"
     dynamics_parameters: ClassVar[tuple[str, ...]] = ("nu_log", "theta_log", "gamma_log", "B_re", "B_im")
     supports_projection: ClassVar[bool] = True
     max_condition: float = 1e8
@@ -218,55 +218,6 @@ class LRUAdapter(AbstractAdapter[LRU]):
         extra = {"gamma_old": gamma_old, "gamma_new": torch.exp(params["gamma_log"][0])}
         return StateMap(layer, n, reduced.r, reduced.N, reduced.M, extra)
 
-    def state_parameters(self, layer: LRU) -> Mapping[str, int]:
-        """``nu_log, theta_log, gamma_log, B_re, B_im`` (axis 0) and ``C_re, C_im`` (axis 1).
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        Mapping
-            Name to state axis.
-        """
-        return dict(_STATE_AXES)
-
-    def state_sizes(self, layer: LRU) -> tuple[int, ...]:
-        """``(d_state,)``.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        tuple of int
-            One size.
-        """
-        return (layer.d_state,)
-
-    def resize_(self, layer: LRU, sizes: tuple[int, ...]) -> None:
-        """See :meth:`LRU.resize_`.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-        sizes
-            ``(d_state,)``.
-
-        Raises
-        ------
-        ValueError
-            If ``sizes`` is not one positive int.
-        """
-        if len(sizes) != 1:
-            raise ValueError(f"an LRU layer has one state size; got {tuple(sizes)}")
-        layer.resize_(int(sizes[0]))
-
     def project_moments_(self, optimizer: torch.optim.Optimizer, layer: LRU, state_map: StateMap) -> None:
         r"""Project Adam/SGD moments through the truncation (see :mod:`ssmred_torch.optim`).
 
@@ -284,14 +235,10 @@ class LRUAdapter(AbstractAdapter[LRU]):
         ValueError
             If the map has no projections.
         """
-        if state_map.N is None or state_map.M is None:
-            raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
-        N, M = state_map.N[0], state_map.M[0]
-        Kplus_H = ((M / state_map.extra["gamma_old"][:, None]) * state_map.extra["gamma_new"][None, :]).mH
-        states = {name: optimizer.state.get(getattr(layer, name)) for name in _STATE_AXES}
-        project_per_state_(states, ("nu_log", "theta_log", "gamma_log"), N, M)
-        project_pair_(states, ("B_re", "B_im"), Kplus_H, left=True)
-        project_pair_(states, ("C_re", "C_im"), N.mH, left=False)
+        states = moment_states(optimizer, layer, self.state_parameters(layer))
+        project_gain_scaled_(
+            states, state_map, per_state=("nu_log", "theta_log", "gamma_log"), gains=("gamma_old", "gamma_new")
+        )
 
 
 register_adapter(LRUAdapter())

@@ -28,6 +28,7 @@ from ssmred_torch._adapter import (  # noqa: E402
 )
 from ssmred_torch.kernels import diagonalize, hankel_svd_diagonal, truncate_diagonal  # noqa: E402
 from ssmred_torch.layers.mamba import CalibrationError, Mamba, surrogate_matrices  # noqa: E402
+from ssmred_torch.optim import projections  # noqa: E402
 
 __all__ = ["MambaAdapter", "modal_error_bound", "mode_energies"]
 
@@ -158,6 +159,8 @@ class MambaAdapter(AbstractAdapter[Mamba]):
     """
 
     layer_type: ClassVar[type[nn.Module]] = Mamba
+    state_axes: ClassVar[Mapping[str, int]] = {"A_log": 1}
+    state_size_attribute: ClassVar[str] = "d_state"
     time_invariant: ClassVar[bool] = False
     dynamics_parameters: ClassVar[tuple[str, ...]] = ("A_log", "D")
     supports_projection: ClassVar[bool] = True
@@ -317,43 +320,10 @@ class MambaAdapter(AbstractAdapter[Mamba]):
         Mapping
             Name to state axis.
         """
+        axes = dict(super().state_parameters(layer))
         if layer.rule == "modal_shared":
-            return {"A_log": 1, "x_proj.weight": 0}
-        return {"A_log": 1}
-
-    def state_sizes(self, layer: Mamba) -> tuple[int, ...]:
-        """``(d_state,)``.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        tuple of int
-            One size.
-        """
-        return (layer.d_state,)
-
-    def resize_(self, layer: Mamba, sizes: tuple[int, ...]) -> None:
-        """See :meth:`Mamba.resize_`.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-        sizes
-            ``(d_state,)``.
-
-        Raises
-        ------
-        ValueError
-            If ``sizes`` is not one positive int.
-        """
-        if len(sizes) != 1:
-            raise ValueError(f"a Mamba layer has one state size; got {tuple(sizes)}")
-        layer.resize_(int(sizes[0]))
+            axes["x_proj.weight"] = 0
+        return axes
 
     def project_moments_(self, optimizer: torch.optim.Optimizer, layer: Mamba, state_map: StateMap) -> None:
         """Moments of the kept modes (modal rules) or convex combinations over the old modes (balanced).
@@ -372,8 +342,7 @@ class MambaAdapter(AbstractAdapter[Mamba]):
         ValueError
             If the map has no projections.
         """
-        if state_map.N is None or state_map.M is None:
-            raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
+        N, M = projections(state_map)
         st_A = optimizer.state.get(layer.A_log)
         index = state_map.extra.get("index")
         if index is not None:
@@ -389,7 +358,7 @@ class MambaAdapter(AbstractAdapter[Mamba]):
                     if isinstance(v, torch.Tensor) and v.ndim == 2 and v.shape[0] == R + 2 * old_n:
                         st_W[key] = v[old_rows.to(v.device)]  # type: ignore[index]
             return
-        weights = (state_map.N * state_map.M.mT).abs()  # (d, r, n): |N_kj M_jk|
+        weights = (N * M.mT).abs()  # (d, r, n): |N_kj M_jk|
         weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-300)
         for key, v in list((st_A or {}).items()):
             if isinstance(v, torch.Tensor) and v.ndim == 2 and v.shape[1] == state_map.n:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, final
+from typing import ClassVar, final
 
 from ssmred._require import require
 
@@ -33,19 +33,11 @@ from ssmred_torch.layers._continuous import (  # noqa: E402
     nearest_modes,
 )
 from ssmred_torch.layers.s4d import S4D, s4d_matrices  # noqa: E402
-from ssmred_torch.optim import project_pair_  # noqa: E402
+from ssmred_torch.optim import moment_states, project_pair_, projections  # noqa: E402
 
 __all__ = ["S4DAdapter"]
 
 _MOMENTS = ("exp_avg", "momentum_buffer", "exp_avg_sq", "max_exp_avg_sq")
-_PARAM_AXES: Mapping[str, int] = {
-    "log_A_real": 1,
-    "A_imag": 1,
-    "B_re": 1,
-    "B_im": 1,
-    "C_re": 1,
-    "C_im": 1,
-}
 
 
 def _parameters_from_modes(
@@ -161,6 +153,16 @@ class S4DAdapter(AbstractAdapter[S4D]):
     """
 
     layer_type: ClassVar[type[nn.Module]] = S4D
+    #: ``B_re``, ``B_im`` are buffers (so no state parameters) with ``learn_B=False``
+    state_axes: ClassVar[Mapping[str, int]] = {
+        "log_A_real": 1,
+        "A_imag": 1,
+        "B_re": 1,
+        "B_im": 1,
+        "C_re": 1,
+        "C_im": 1,
+    }
+    state_size_attribute: ClassVar[str] = "n_states"
     dynamics_parameters: ClassVar[tuple[str, ...]] = ("log_dt", "log_A_real", "A_imag", "B_re", "B_im")
     supports_projection: ClassVar[bool] = True
     max_condition: float = 1e8
@@ -406,55 +408,6 @@ class S4DAdapter(AbstractAdapter[S4D]):
         extra = {"phi_old": phi_old, "phi_new": phi_new, "scale": scale}
         return StateMap(layer, n, reduced.r, reduced.N, reduced.M, extra)
 
-    def state_parameters(self, layer: S4D) -> Mapping[str, int]:
-        """``log_A_real, A_imag, C_re, C_im`` (and ``B_re, B_im`` when learnt), all on axis 1.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        Mapping
-            Name to state axis.
-        """
-        return {k: v for k, v in _PARAM_AXES.items() if layer.learn_B or k not in ("B_re", "B_im")}
-
-    def state_sizes(self, layer: S4D) -> tuple[int, ...]:
-        """``(n_states,)``: the half-states every channel stores.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        tuple of int
-            One size.
-        """
-        return (layer.n_states,)
-
-    def resize_(self, layer: S4D, sizes: tuple[int, ...]) -> None:
-        """See :meth:`S4D.resize_`.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-        sizes
-            ``(n_states,)``.
-
-        Raises
-        ------
-        ValueError
-            If ``sizes`` is not one positive int.
-        """
-        if len(sizes) != 1:
-            raise ValueError(f"an S4D layer has one state size; got {tuple(sizes)}")
-        layer.resize_(int(sizes[0]))
-
     def project_moments_(self, optimizer: torch.optim.Optimizer, layer: S4D, state_map: StateMap) -> None:
         r"""Project Adam/SGD moments through every channel's truncation (see the class notes).
 
@@ -472,14 +425,12 @@ class S4DAdapter(AbstractAdapter[S4D]):
         ValueError
             If the map has no projections.
         """
-        if state_map.N is None or state_map.M is None:
-            raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
+        N, M = projections(state_map)
         # stored new state x_s = diag(1/scale) x_r (learn_B=False moves the input residue into c)
         scale = state_map.extra["scale"]
-        N = state_map.N.to(scale.device) / scale[:, :, None]
-        M = state_map.M.to(scale.device) * scale[:, None, :]
-        names = self.state_parameters(layer)
-        states: dict[str, Any] = {name: optimizer.state.get(getattr(layer, name)) for name in names}
+        N = N.to(scale.device) / scale[:, :, None]
+        M = M.to(scale.device) * scale[:, None, :]
+        states = moment_states(optimizer, layer, self.state_parameters(layer))
         # per-state parameters: convex combinations with weights |N_kj M_jk| (per channel)
         weights = (N * M.transpose(-1, -2)).abs()
         weights = weights / weights.sum(-1, keepdim=True).clamp_min(1e-300)
@@ -492,9 +443,9 @@ class S4DAdapter(AbstractAdapter[S4D]):
         # row parameters (H, n): g_new[h] = g_old[h] @ K_h, batched through (H, 1, n) views
         maps = {("C_re", "C_im"): N.mH}
         if layer.learn_B:
-            Kplus = (M / state_map.extra["phi_old"].to(M.device)[:, :, None]) * state_map.extra["phi_new"].to(
-                M.device
-            )[:, None, :]
+            Kplus = (M / state_map.extra["phi_old"].to(M.device)[:, :, None]) * state_map.extra["phi_new"].to(M.device)[
+                :, None, :
+            ]
             maps[("B_re", "B_im")] = Kplus.conj()
         for pair, K in maps.items():
             views = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, final
+from typing import ClassVar, final
 
 from ssmred._require import require
 
@@ -33,20 +33,9 @@ from ssmred_torch.layers._continuous import (  # noqa: E402
     nearest_modes,
 )
 from ssmred_torch.layers.s5 import _CLIP, S5, s5_matrices  # noqa: E402
-from ssmred_torch.optim import project_pair_, project_per_state_  # noqa: E402
+from ssmred_torch.optim import moment_states, project_gain_scaled_  # noqa: E402
 
 __all__ = ["S5Adapter"]
-
-#: parameter -> state axis
-_STATE_AXES: Mapping[str, int] = {
-    "Lambda_re": 0,
-    "Lambda_im": 0,
-    "log_step": 0,
-    "B_re": 0,
-    "B_im": 0,
-    "C_re": 1,
-    "C_im": 1,
-}
 
 
 def _parameters_from_modes(
@@ -111,6 +100,16 @@ class S5Adapter(AbstractAdapter[S5]):
     """
 
     layer_type: ClassVar[type[nn.Module]] = S5
+    state_axes: ClassVar[Mapping[str, int]] = {
+        "Lambda_re": 0,
+        "Lambda_im": 0,
+        "log_step": 0,
+        "B_re": 0,
+        "B_im": 0,
+        "C_re": 1,
+        "C_im": 1,
+    }
+    state_size_attribute: ClassVar[str] = "n_states"
     dynamics_parameters: ClassVar[tuple[str, ...]] = ("Lambda_re", "Lambda_im", "log_step", "B_re", "B_im")
     supports_projection: ClassVar[bool] = True
     max_condition: float = 1e8
@@ -292,55 +291,6 @@ class S5Adapter(AbstractAdapter[S5]):
         layer.replace_parameters_(**params)
         return StateMap(layer, n, reduced.r, reduced.N, reduced.M, {"phi_old": phi_old, "phi_new": phi_new})
 
-    def state_parameters(self, layer: S5) -> Mapping[str, int]:
-        """``Lambda_re, Lambda_im, log_step, B_re, B_im`` (axis 0) and ``C_re, C_im`` (axis 1).
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        Mapping
-            Name to state axis.
-        """
-        return dict(_STATE_AXES)
-
-    def state_sizes(self, layer: S5) -> tuple[int, ...]:
-        """``(n_states,)``: the stored states.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        tuple of int
-            One size.
-        """
-        return (layer.n_states,)
-
-    def resize_(self, layer: S5, sizes: tuple[int, ...]) -> None:
-        """See :meth:`S5.resize_`.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-        sizes
-            ``(n_states,)``.
-
-        Raises
-        ------
-        ValueError
-            If ``sizes`` is not one positive int.
-        """
-        if len(sizes) != 1:
-            raise ValueError(f"an S5 layer has one state size; got {tuple(sizes)}")
-        layer.resize_(int(sizes[0]))
-
     def project_moments_(self, optimizer: torch.optim.Optimizer, layer: S5, state_map: StateMap) -> None:
         r"""Project Adam/SGD moments through the truncation (see the class notes).
 
@@ -358,15 +308,10 @@ class S5Adapter(AbstractAdapter[S5]):
         ValueError
             If the map has no projections.
         """
-        if state_map.N is None or state_map.M is None:
-            raise ValueError("the 'project' policy needs the truncation projections N and M of every layer")
-        N, M = state_map.N[0], state_map.M[0]
-        phi_old, phi_new = state_map.extra["phi_old"].to(M.device), state_map.extra["phi_new"].to(M.device)
-        Kplus_H = ((M / phi_old[:, None]) * phi_new[None, :]).mH
-        states: dict[str, Any] = {name: optimizer.state.get(getattr(layer, name)) for name in _STATE_AXES}
-        project_per_state_(states, ("Lambda_re", "Lambda_im", "log_step"), N, M)
-        project_pair_(states, ("B_re", "B_im"), Kplus_H, left=True)
-        project_pair_(states, ("C_re", "C_im"), N.mH, left=False)
+        states = moment_states(optimizer, layer, self.state_parameters(layer))
+        project_gain_scaled_(
+            states, state_map, per_state=("Lambda_re", "Lambda_im", "log_step"), gains=("phi_old", "phi_new")
+        )
 
 
 register_adapter(S5Adapter())
