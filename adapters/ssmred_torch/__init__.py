@@ -10,7 +10,8 @@
 * Conversion: :func:`to_statespace`, :func:`from_statespace` (any registered family).
 * Batched on-device reduction: :func:`plan_reduction` + :func:`apply_reduction_` = :func:`reduce_model`,
   with the selection modes of :mod:`ssmred.selection` (:func:`tolerance`, :func:`fraction`,
-  :func:`rank`, :func:`pragmatic`); the :class:`CompreSSM` controller.
+  :func:`rank`, :func:`pragmatic`); the :class:`CompreSSM` controller. Under data parallelism every
+  :func:`decide` inside :func:`shared_decisions` is made by one process for all.
 * Optimizer surgery (:func:`update_optimizer_state`), checkpoints (:func:`save`, :func:`load`), and the
   differentiable :func:`hankel_nuclear_norm`.
 """
@@ -87,9 +88,11 @@ from ssmred_torch.optim import update_optimizer_state as update_optimizer_state 
 from ssmred_torch.reduce import LayerPlan as LayerPlan  # noqa: E402
 from ssmred_torch.reduce import ReductionPlan as ReductionPlan  # noqa: E402
 from ssmred_torch.reduce import apply_reduction_ as apply_reduction_  # noqa: E402
+from ssmred_torch.reduce import decide as decide  # noqa: E402
 from ssmred_torch.reduce import plan_reduction as plan_reduction  # noqa: E402
 from ssmred_torch.reduce import reduce_layers as reduce_layers  # noqa: E402
 from ssmred_torch.reduce import reduce_model as reduce_model  # noqa: E402
+from ssmred_torch.reduce import shared_decisions as shared_decisions  # noqa: E402
 from ssmred_torch.regularize import hankel_nuclear_norm as hankel_nuclear_norm  # noqa: E402
 from ssmred_torch.reports import LayerReport as LayerReport  # noqa: E402
 from ssmred_torch.reports import ReductionReport as ReductionReport  # noqa: E402
@@ -143,6 +146,7 @@ __all__ = [
     "adapter_for",
     "apply_reduction_",
     "calibrate_",
+    "decide",
     "diagonal_scan",
     "diagonal_scan_sequential",
     "diagonal_scan_varying",
@@ -170,6 +174,7 @@ __all__ = [
     "s4d_from_reference",
     "s5_from_reference",
     "save",
+    "shared_decisions",
     "ssm_layers",
     "state_sizes",
     "surrogate_matrices",

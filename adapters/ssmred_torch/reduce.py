@@ -139,6 +139,11 @@ def shared_decisions(hook: Callable[[Callable[[], Any]], Any]) -> Iterator[None]
         the CPU before sending and to each process's device after). Every process must reach every
         decision (they do: reductions happen at the same steps on all ranks).
 
+    Yields
+    ------
+    None
+        The block runs with ``hook`` in place (restored on exit, also on an exception).
+
     Examples
     --------
     >>> from ssmred_torch import LRUModel, rank
