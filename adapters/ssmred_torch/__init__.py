@@ -5,8 +5,8 @@
 * Families: :class:`LRU` (:class:`LRUAdapter`), the selective :class:`Mamba` (:class:`MambaAdapter`,
   surrogate statistics by :func:`calibrate_`), :class:`S4D` (:class:`S4DAdapter`) and :class:`S5`
   (:class:`S5Adapter`) with importers of the reference layouts (:func:`s4d_from_reference`,
-  :func:`s5_from_reference`); models :class:`SSMClassifier`, :class:`LRUModel`, :class:`S4DModel`,
-  :class:`S5Model`.
+  :func:`s5_from_reference`); models (:mod:`ssmred_torch.models`) :class:`SSMClassifier`,
+  :class:`LRUModel`, :class:`S4DModel`, :class:`S5Model`, :class:`MambaModel`.
 * Conversion: :func:`to_statespace`, :func:`from_statespace` (any registered family).
 * Batched on-device reduction: :func:`plan_reduction` + :func:`apply_reduction_` = :func:`reduce_model`,
   with the selection modes of :mod:`ssmred.selection` (:func:`tolerance`, :func:`fraction`,
