@@ -543,6 +543,10 @@ def cmd_report(args) -> None:
     runs = {
         p.stem: json.loads(p.read_text()) for p in sorted(out.glob("*-s[0-9]*.json")) if not p.name.startswith("rules")
     }
+    for path in sorted(out.glob("rules-*.json")):
+        _report_rules(path)
+    if (out / "cost.json").is_file():
+        _report_cost(out / "cost.json")
     prefixes = sorted({k.split("-")[0] for k in runs})
     for ds in prefixes:
         full = {r["seed"]: r for k, r in runs.items() if k.startswith(f"{ds}-full-")}
@@ -607,6 +611,68 @@ def cmd_report(args) -> None:
                     f"| {r['test_acc']:.2f} | {c[-1]['train_loss']:.3f} | {c[gmax]['grad_norm_max']:.2g} ({gmax + 1}) "
                     f"| {vals} |"
                 )
+
+
+def _report_rules(path: Path) -> None:
+    """The tables of one ``rules`` run: errors per rule and order, averaging study, frozen-time spread."""
+    rows = json.loads(path.read_text())
+    print(f"\n#### {path.stem}\n")
+    print(
+        "| rule | r | rel. block error, block 0 / 1 | surrogate bound, block 0 / 1 | bound / gain, block 0 / 1 "
+        "| rel. logit error | val acc after (full {:.1f} %) |".format(
+            next(r["acc_full"] for r in rows if r.get("layer") == "model")
+        )
+    )
+    print("|---|---|---|---|---|---|---|")
+    for rule in RULES:
+        for r in sorted({x["r"] for x in rows if x.get("rule") == rule}):
+            ls = [x for x in rows if x.get("rule") == rule and x["r"] == r and x["layer"] != "model"]
+            m = next(x for x in rows if x.get("rule") == rule and x["r"] == r and x["layer"] == "model")
+            bound = [x["modal_bound"] if x["modal_bound"] == x["modal_bound"] else x["bound_2tail"] for x in ls]
+            err = " / ".join(f"{x['rel_block_error']:.3f}" for x in ls)
+            bnd = " / ".join(f"{b:.2g}" for b in bound)
+            rel = " / ".join(f"{x['bound_rel']:.2g}" for x in ls)
+            print(f"| {rule} | {r} | {err} | {bnd} | {rel} | {m['rel_logit_error']:.3f} | {m['acc_reduced']:.1f} |")
+    avg = [x for x in rows if x.get("study") == "averaging"]
+    if avg:
+        print(
+            "\n| calibration sequences | transition | drive | σ₁ block 0 | Σσ block 0 | σ₁ block 1 | Σσ block 1 "
+            "| order at τ = 0.01 (block 0 / 1) |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
+        keys = sorted({(x["calibration"], x["transition"], x["drive"]) for x in avg})
+        for c, t, d in keys:
+            ls = sorted(
+                (x for x in avg if (x["calibration"], x["transition"], x["drive"]) == (c, t, d)),
+                key=lambda x: x["layer"],
+            )
+            print(
+                f"| {c} | {t} | {d} | "
+                + " | ".join(f"{x['sigma1_median']:.3f} | {x['sum_sigma_median']:.3f}" for x in ls)
+                + f" | {' / '.join(str(x['order_tau0.01']) for x in ls)} |"
+            )
+    spread = [x for x in rows if x.get("study") == "spread"]
+    if spread:
+        print("\n| block | k | surrogate σ_k | frozen-time σ_k q10 / q50 / q90 |")
+        print("|---|---|---|---|")
+        for x in spread:
+            q = " / ".join(f"{v:.3g}" for v in x["frozen_q10_q50_q90_median"])
+            print(f"| {x['layer']} | {x['k']} | {x['surrogate_median']:.3g} | {q} |")
+
+
+def _report_cost(path: Path) -> None:
+    rows = json.loads(path.read_text())
+    parts = list(rows[0]["forward_parts_ms"])
+    print(f"\n#### {path.stem} (ms of CPU time)\n")
+    print("| rule | d_state | training step | " + " | ".join(parts) + " | top ops of the step (self CPU %) |")
+    print("|---" * (len(parts) + 4) + "|")
+    for r in rows:
+        ops = ", ".join(f"{k.removeprefix('aten::')} {v:.0f}" for k, v in r["top_ops"][:4])
+        print(
+            f"| {r['rule']} | {r['d_state']} | {r['step_ms']:.1f} | "
+            + " | ".join(f"{r['forward_parts_ms'][k]:.2f}" for k in parts)
+            + f" | {ops} |"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
