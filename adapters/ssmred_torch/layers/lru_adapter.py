@@ -24,16 +24,11 @@ from ssmred_torch._adapter import (  # noqa: E402
     StateMap,
     register_adapter,
 )
-from ssmred_torch.errors import DiagonalizationError  # noqa: E402
-from ssmred_torch.kernels import diagonalize  # noqa: E402
+from ssmred_torch.layers._conversion import check_conversion, diagonal_modes, is_diagonal  # noqa: E402
 from ssmred_torch.layers.lru import LRU, layer_matrices, lru_parameters_from_diagonal  # noqa: E402
 from ssmred_torch.optim import moment_states, project_gain_scaled_  # noqa: E402
 
 __all__ = ["LRUAdapter"]
-
-
-def _is_diagonal(M: np.ndarray) -> bool:
-    return bool(np.count_nonzero(M - np.diag(np.diag(M))) == 0)
 
 
 @final
@@ -122,35 +117,15 @@ class LRUAdapter(AbstractAdapter[LRU]):
         TypeError, ValueError, DimensionError, NotStableError, DiagonalizationError
             See :func:`ssmred_torch.from_statespace`.
         """
-        if not isinstance(sys, StateSpace):
-            raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-        if not isinstance(like, LRU):
-            raise TypeError(f"like must be an ssmred_torch.LRU; got {type(like).__name__}")
-        if not sys.is_discrete:
-            raise ValueError("sys must be a discrete-time system (dt > 0): an LRU layer is a discrete recurrence")
+        check_conversion(sys, like, LRU, discrete="an LRU layer is a discrete recurrence")
         H = like.d_model
-        if sys.n_inputs != H or sys.n_outputs != H:
-            raise DimensionError(
-                f"sys must have n_inputs = n_outputs = like.d_model = {H}; got n_inputs={sys.n_inputs}, "
-                f"n_outputs={sys.n_outputs}"
-            )
         D_real = np.real(sys.D)
-        if not _is_diagonal(D_real):
+        if not is_diagonal(D_real):
             raise DimensionError("sys.D must be diagonal: an LRU layer has an elementwise feedthrough D * u")
-        A = torch.from_numpy(np.array(sys.A, dtype=np.complex128))
-        B = torch.from_numpy(np.array(sys.B, dtype=np.complex128))
-        C = torch.from_numpy(np.array(sys.C, dtype=np.complex128))
-        if _is_diagonal(sys.A):
-            mu, Bd, Cd = torch.diagonal(A)[None], B[None], C[None]
-        else:
-            form = diagonalize(A[None], B[None], C[None])
-            cond = float(form.cond[0])
-            if not np.isfinite(cond) or cond > self.max_condition:
-                raise DiagonalizationError(
-                    f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = "
-                    f"{self.max_condition:.3g}; its diagonal realization would not reproduce the transfer function"
-                )
-            mu, Bd, Cd = form.mu, form.B, form.C
+        modes = diagonal_modes(
+            np.asarray(sys.A), np.asarray(sys.B), np.asarray(sys.C), max_condition=self.max_condition
+        )
+        mu, Bd, Cd = (torch.from_numpy(np.ascontiguousarray(x))[None] for x in modes)
         params, unstable = lru_parameters_from_diagonal(mu, Bd, Cd, dtype=like.D.dtype)
         if bool(unstable[0]):
             raise NotStableError(

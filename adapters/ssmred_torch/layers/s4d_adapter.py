@@ -24,14 +24,13 @@ from ssmred_torch._adapter import (  # noqa: E402
     StateMap,
     register_adapter,
 )
-from ssmred_torch.errors import DiagonalizationError  # noqa: E402
-from ssmred_torch.kernels import diagonalize  # noqa: E402
 from ssmred_torch.layers._continuous import (  # noqa: E402
     continuous_from_discrete,
     discretize_diagonal,
     half_states_from_real,
     nearest_modes,
 )
+from ssmred_torch.layers._conversion import check_conversion, diagonal_modes, is_diagonal  # noqa: E402
 from ssmred_torch.layers.s4d import S4D, s4d_matrices  # noqa: E402
 from ssmred_torch.optim import moment_states, project_pair_, projections  # noqa: E402
 
@@ -280,19 +279,10 @@ class S4DAdapter(AbstractAdapter[S4D]):
         DiagonalizationError
             If a channel's state matrix is defective or too ill-conditioned.
         """
-        if not isinstance(sys, StateSpace):
-            raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-        if not isinstance(like, S4D):
-            raise TypeError(f"like must be an ssmred_torch.S4D; got {type(like).__name__}")
-        if not sys.is_discrete:
-            raise ValueError("sys must be a discrete-time system (dt > 0): the layer is analysed after discretisation")
+        check_conversion(sys, like, S4D, discrete="the layer is analysed after discretisation")
         H = like.d_model
-        if sys.n_inputs != H or sys.n_outputs != H:
-            raise DimensionError(
-                f"sys must have n_inputs = n_outputs = like.d_model = {H}; got {sys.n_inputs}, {sys.n_outputs}"
-            )
         D = np.asarray(sys.D)
-        if np.count_nonzero(D - np.diag(np.diag(D))):
+        if not is_diagonal(D):
             raise DimensionError("sys.D must be diagonal: an S4D layer has a per-channel feedthrough D * u")
         A, Bs, Cs = np.asarray(sys.A), np.asarray(sys.B), np.asarray(sys.C)
         modes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -311,18 +301,9 @@ class S4DAdapter(AbstractAdapter[S4D]):
                 Bd = Bd[:, 0] / mu  # undo the advance: (mu, mu b, c) -> (mu, b, c), D -> D - 2 Re(c b)
                 Cd = Cd[0]
                 D_new[h] = float(np.real(D[h, h]) - 2.0 * np.real((Cd * Bd).sum()))
-            elif np.count_nonzero(Ah - np.diag(np.diag(Ah))) == 0:
-                mu, Bd, Cd = np.diag(Ah).astype(np.complex128), bh[:, 0].astype(np.complex128), ch[0].astype(complex)
             else:
-                t = (torch.from_numpy(np.array(x, dtype=np.complex128))[None] for x in (Ah, bh, ch))
-                form = diagonalize(*t)
-                cond = float(form.cond[0])
-                if not np.isfinite(cond) or cond > self.max_condition:
-                    raise DiagonalizationError(
-                        f"channel {h}: the state matrix is defective or nearly so: cond(V) = {cond:.3g} > "
-                        f"max_condition = {self.max_condition:.3g}"
-                    )
-                mu, Bd, Cd = form.mu[0].numpy(), form.B[0, :, 0].numpy(), form.C[0, 0].numpy()
+                mu, Bd, Cd = diagonal_modes(Ah, bh, ch, max_condition=self.max_condition, where=f"channel {h}: ")
+                Bd, Cd = Bd[:, 0], Cd[0]
             modes.append((mu, Bd, Cd))
         mu, Bd, Cd = (torch.from_numpy(x) for x in _pad(modes))
         with torch.no_grad():

@@ -24,14 +24,13 @@ from ssmred_torch._adapter import (  # noqa: E402
     StateMap,
     register_adapter,
 )
-from ssmred_torch.errors import DiagonalizationError  # noqa: E402
-from ssmred_torch.kernels import diagonalize  # noqa: E402
 from ssmred_torch.layers._continuous import (  # noqa: E402
     continuous_from_discrete,
     discretize_diagonal,
     half_states_from_real,
     nearest_modes,
 )
+from ssmred_torch.layers._conversion import check_conversion, diagonal_modes  # noqa: E402
 from ssmred_torch.layers.s5 import _CLIP, S5, s5_matrices  # noqa: E402
 from ssmred_torch.optim import moment_states, project_gain_scaled_  # noqa: E402
 
@@ -175,17 +174,8 @@ class S5Adapter(AbstractAdapter[S5]):
         DiagonalizationError
             If ``A`` is defective or too ill-conditioned.
         """
-        if not isinstance(sys, StateSpace):
-            raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-        if not isinstance(like, S5):
-            raise TypeError(f"like must be an ssmred_torch.S5; got {type(like).__name__}")
-        if not sys.is_discrete:
-            raise ValueError("sys must be a discrete-time system (dt > 0): the layer is analysed after discretisation")
+        check_conversion(sys, like, S5, discrete="the layer is analysed after discretisation")
         H = like.d_model
-        if sys.n_inputs != H or sys.n_outputs != H:
-            raise DimensionError(
-                f"sys must have n_inputs = n_outputs = like.d_model = {H}; got {sys.n_inputs}, {sys.n_outputs}"
-            )
         Dm = np.asarray(sys.D)
         A, Bs, Cs = np.asarray(sys.A), np.asarray(sys.B), np.asarray(sys.C)
         if exact:
@@ -198,17 +188,8 @@ class S5Adapter(AbstractAdapter[S5]):
                 raise ValueError("exact=True needs an invertible state matrix (the one-step advance is undone)")
             Bd = Bd / mu[:, None]  # undo the advance: (mu, mu B, C, D + 2 Re CB) -> (mu, B, C, D)
             Dm = Dm - 2.0 * np.real(Cd @ Bd)
-        elif np.count_nonzero(A - np.diag(np.diag(A))) == 0:
-            mu, Bd, Cd = np.diag(A).astype(np.complex128), Bs.astype(np.complex128), Cs.astype(np.complex128)
         else:
-            form = diagonalize(*(torch.from_numpy(np.array(x, dtype=np.complex128))[None] for x in (A, Bs, Cs)))
-            cond = float(form.cond[0])
-            if not np.isfinite(cond) or cond > self.max_condition:
-                raise DiagonalizationError(
-                    f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = "
-                    f"{self.max_condition:.3g}"
-                )
-            mu, Bd, Cd = form.mu[0].numpy(), form.B[0].numpy(), form.C[0].numpy()
+            mu, Bd, Cd = diagonal_modes(A, Bs, Cs, max_condition=self.max_condition)
         # the layer's feedthrough is elementwise (for exact=True: once the advance is undone, up to round-off)
         scale = max(1.0, float(np.abs(Dm).max())) if Dm.size else 1.0
         if np.abs(Dm - np.diag(np.diag(Dm))).max(initial=0.0) > (1e-10 * scale if exact else 0.0):
