@@ -361,8 +361,6 @@ class LRU(nn.Module):
         )
 
 
-
-
 # ---------------------------------------------------------------------------------------------- system data
 def layer_matrices(layer: LRU) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     r"""The layer's complex128 system data on its device: :math:`(\lambda, \log\lambda, \tilde B, C)`.

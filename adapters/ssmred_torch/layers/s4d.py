@@ -561,9 +561,7 @@ def _positive(param: torch.Tensor, transform: str, name: str) -> torch.Tensor:
 def _find_prefix(keys: list[str], prefix: str | None) -> str:
     if prefix is not None:
         return prefix
-    found = sorted(
-        {k[: -len(leaf)] for k in keys for leaf in ("kernel.log_dt", "kernel.inv_dt") if k.endswith(leaf)}
-    )
+    found = sorted({k[: -len(leaf)] for k in keys for leaf in ("kernel.log_dt", "kernel.inv_dt") if k.endswith(leaf)})
     if len(found) != 1:
         what = "no S4D kernel (…kernel.log_dt or …kernel.inv_dt)" if not found else f"several S4D kernels {found}"
         raise ValueError(f"the state dict holds {what}; pass prefix= to choose one")
@@ -651,8 +649,11 @@ def s4d_from_reference(
 
     minimal = p + "kernel.log_dt" in state_dict
     if minimal:
-        log_dt, log_A_real, A_imag, Cr = get("kernel.log_dt"), get("kernel.log_A_real"), get("kernel.A_imag"), get(
-            "kernel.C"
+        log_dt, log_A_real, A_imag, Cr = (
+            get("kernel.log_dt"),
+            get("kernel.log_A_real"),
+            get("kernel.A_imag"),
+            get("kernel.C"),
         )
         D = get("D")
         if log_A_real.ndim != 2:
@@ -673,7 +674,12 @@ def s4d_from_reference(
                 "a real-valued (is_real) or non-diagonal kernel is not supported; expected kernel.A_imag and kernel.B"
             )
         inv_dt, A_re_p, A_im_p, Bp, Cp, D = (
-            get("kernel.inv_dt"), get("kernel.A_real"), get("kernel.A_imag"), get("kernel.B"), get("kernel.C"), get("D")
+            get("kernel.inv_dt"),
+            get("kernel.A_real"),
+            get("kernel.A_imag"),
+            get("kernel.B"),
+            get("kernel.C"),
+            get("D"),
         )
         if Cp.ndim != 4 or Cp.shape[-1] != 2:
             raise DimensionError(f"kernel.C must have shape (channels, H, N/2, 2); got {tuple(Cp.shape)}")
