@@ -258,7 +258,8 @@ DENSE_HEADER = [
 
 
 def dense_part(sizes: Sequence[int], ms: Sequence[int], repeats: int, repeats_large: int, budget: float,
-               seed: int, settings: Sequence[str]) -> tuple[str, bool]:  # fmt: skip
+               seed: int, settings: Sequence[str]) -> bool:  # fmt: skip
+    """Print the dense tables, one per thread setting as soon as it is done; True if every accuracy check passed."""
     text = [
         "1. Dense random real systems: ours vs AB09AD (HSVs + square-root BT to r = n/10), ratios of medians",
         "   ab09ad = slycot.ab09ad(dico, 'B', 'S', n, m, p, A, B, C, nr=r)",
@@ -281,8 +282,9 @@ def dense_part(sizes: Sequence[int], ms: Sequence[int], repeats: int, repeats_la
                         rows.append(row)
                         notes += nn
                         ok &= row.ok
+                        ratios = " ".join(f"{k}/ab {row.auto[k]:.2f} ({row.auto_cpu[k]:.2f})" for k in TASKS)
                         print(
-                            f"  .. [{setting}] dense n={n} m={m} {'DT' if dt else 'CT'} done",
+                            f"  .. [{setting}] dense n={n} m={m} {'DT' if dt else 'CT'} done: {ratios}",
                             file=sys.stderr,
                             flush=True,
                         )
@@ -298,7 +300,9 @@ def dense_part(sizes: Sequence[int], ms: Sequence[int], repeats: int, repeats_la
                 )
             text.append(f"   [{setting}] {label} rows within {TARGET:g}x of AB09AD (wall; cpu): " + ", ".join(parts))
         text += [f"   note: {m}" for m in notes]
-    return "\n".join(text), ok
+        print("\n".join(text), flush=True)
+        text = []
+    return ok
 
 
 # --------------------------------------------------------------------------------------- LRU part
@@ -400,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes, 2 repeats (smoke test, a few seconds)")
     p.add_argument("--repeats", type=int, default=None, help="repeats per row (default 7; 3 for n >= 1000)")
+    p.add_argument("--repeats-large", type=int, default=None, help="repeats per row for n >= 1000 (default 3)")
     p.add_argument("--sizes", type=parse_ints, default=None, help="dense sizes (default 20,50,100,300,1000)")
     p.add_argument("--ms", type=parse_ints, default=None, help="m = p values (default 1,4)")
     p.add_argument("--lru-sizes", type=parse_ints, default=None, help="LRU state sizes (default 256; '' skips)")
@@ -417,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lru_sizes = args.lru_sizes if args.lru_sizes is not None else ([8] if q else [256])
     channels = args.channels or (16 if q else 256)
     repeats = args.repeats or (2 if q else 7)
-    repeats_large = args.repeats or 3
+    repeats_large = args.repeats_large or args.repeats or 3
     budget = args.budget if args.budget is not None else (5.0 if q else 30.0)
     settings = ["default" if s.strip() in ("default", "d") else "1 thread" for s in args.settings.split(",")]
 
@@ -431,8 +436,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     balanced_truncation(warm, 2)
     balanced_truncation(warm, 2, gramian_method="scipy")
     ab09ad(warm.A, warm.B, warm.C, discrete=False, nr=2)
-    dense_text, ok1 = dense_part(sizes, ms, repeats, repeats_large, budget, args.seed, settings)
-    print(dense_text, flush=True)
+    ok1 = dense_part(sizes, ms, repeats, repeats_large, budget, args.seed, settings)
     ok2 = True
     if lru_sizes:
         print()
