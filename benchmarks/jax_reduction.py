@@ -224,8 +224,8 @@ def main() -> None:
             f"tolerance tau={args.tau}"
         )
         # first calls: trace + compile of the two jitted programs for these shapes (reported in [2])
-        t_first_a, _, _ = timed(lambda: jax_analysis(layers, args.tau))
-        t_first_f, _, _ = timed(lambda: jax_full(layers, args.tau))
+        t_first_a, c_first_a, _ = timed(lambda: jax_analysis(layers, args.tau))
+        t_first_f, c_first_f, _ = timed(lambda: jax_full(layers, args.tau))
         rows: dict[str, list[tuple[float, float]]] = {}
         out: dict[str, object] = {}
         routes = [
@@ -275,28 +275,39 @@ def main() -> None:
             f"    check: max |sigma - sigma_core| / sigma_1 = {err:.1e} (jax, all layers), {err_pub:.1e} "
             f"(published recipe, layer 0); core orders {core_orders}"
         )
-        print(f"    medians of {args.repeats}; wall seconds (process CPU seconds); ratio = other / jax")
-        print(f"    {'':28s}{'ssmred_jax':>17s}{'published numpy':>19s}{'ratio':>8s}{'ssmred_torch':>18s}{'ratio':>8s}")
+        print(
+            f"    medians of {args.repeats}; wall seconds (process CPU seconds); ratio = other / jax, of wall time and "
+            "(in parentheses) of CPU time — on a shared machine the CPU ratio is the one to read"
+        )
+        print(
+            f"    {'':28s}{'ssmred_jax':>17s}{'published numpy':>19s}{'ratio':>16s}{'ssmred_torch':>18s}{'ratio':>16s}"
+        )
+
+        def ratio(o: tuple[float, float], j: tuple[float, float]) -> str:
+            return f"{o[0] / j[0]:7.2f}x ({o[1] / j[1]:5.2f}x)"
+
         for label, j, p, t in (
             ("analysis (HSVs + orders)", med["jax_a"], med["pub_a"], None),
             ("full reduction", med["jax_f"], med["pub_f"], med.get("torch_f")),
         ):
-            torch_cols = f"{t[0]:10.3f} ({t[1]:6.2f}){t[0] / j[0]:7.2f}x" if t is not None else ""
-            print(f"    {label:28s}{j[0]:8.3f} ({j[1]:6.2f}){p[0]:10.3f} ({p[1]:6.2f}){p[0] / j[0]:7.2f}x{torch_cols}")
+            torch_cols = f"{t[0]:10.3f} ({t[1]:6.2f}){ratio(t, j)}" if t is not None else ""
+            print(f"    {label:28s}{j[0]:8.3f} ({j[1]:6.2f}){p[0]:10.3f} ({p[1]:6.2f}){ratio(p, j)}{torch_cols}")
         if "lyap_a" in med:
             ly = med["lyap_a"]
-            print(
-                f"    {'analysis, scipy Lyapunov':28s}{'':17s}{ly[0]:10.3f} ({ly[1]:6.2f})"
-                f"{ly[0] / med['jax_a'][0]:7.2f}x"
-            )
+            print(f"    {'analysis, scipy Lyapunov':28s}{'':17s}{ly[0]:10.3f} ({ly[1]:6.2f}){ratio(ly, med['jax_a'])}")
         print("\n[2] re-trace cost (apart from [1])")
         compile_a = t_first_a - med["jax_a"][0]
         compile_t = t_first_f - med["jax_f"][0]  # the analysis program is already compiled by then
+        cpu_a = c_first_a - med["jax_a"][1]
+        cpu_t = c_first_f - med["jax_f"][1]
         print(
-            f"    reduction programs, first calls for these shapes: analysis {t_first_a:.2f} s (steady "
-            f"{med['jax_a'][0]:.2f}), then full reduction {t_first_f:.2f} s (steady {med['jax_f'][0]:.2f}) -> "
-            f"~{compile_a + compile_t:.2f} s trace + compile per reduction ({compile_a:.2f} analysis, "
-            f"{compile_t:.2f} truncation and slices)"
+            f"    reduction programs, first calls for these shapes, wall (CPU) seconds: analysis {t_first_a:.2f} "
+            f"({c_first_a:.2f}), steady {med['jax_a'][0]:.2f} ({med['jax_a'][1]:.2f}); then full reduction "
+            f"{t_first_f:.2f} ({c_first_f:.2f}), steady {med['jax_f'][0]:.2f} ({med['jax_f'][1]:.2f})"
+        )
+        print(
+            f"    -> ~{compile_a + compile_t:.2f} ({cpu_a + cpu_t:.2f}) s trace + compile per reduction "
+            f"({compile_a:.2f} ({cpu_a:.2f}) analysis, {compile_t:.2f} ({cpu_t:.2f}) truncation and slices)"
         )
         if not args.skip_retrace:
             retrace(layers, args.tau, args.length)

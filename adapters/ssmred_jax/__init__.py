@@ -1,8 +1,9 @@
-"""JAX adapter for ssmred: equinox LRU layers <-> StateSpace and in-training CompreSSM reduction.
+"""JAX adapter for ssmred: equinox LRU and S5 layers <-> StateSpace and in-training CompreSSM reduction.
 
-* Layer: :class:`LRU`, an equinox module with the published equinox LRU's fields and forward
+* Layers: :class:`LRU`, an equinox module with the published equinox LRU's fields and forward
   (``nu_log, theta_log, B_re, B_im, C_re, C_im, D, gamma_log``; associative scan;
-  ``Re(C x) + D * u``).
+  ``Re(C x) + D * u``); :class:`S5`, in lindermanlab/S5's parameter layout
+  (``Lambda_re, Lambda_im, B (P, H, 2), C (H, P, 2), D, log_step (P, 1)``).
 * Conversion: :func:`to_statespace`, :func:`from_statespace` (the conventions of ``ssmred_torch``).
 * Reduction: :func:`reduce_model` ``(model, mode) -> (new_model, report)`` — all layers analysed in one
   jitted call on the default device with 64-bit types enabled for the call, HSVs by the square-root
@@ -30,6 +31,7 @@ from ssmred.selection import rank as rank  # noqa: E402
 from ssmred.selection import tolerance as tolerance  # noqa: E402
 from ssmred_jax import kernels as kernels  # noqa: E402
 from ssmred_jax._adapter import AbstractAdapter as AbstractAdapter  # noqa: E402
+from ssmred_jax._adapter import MomentLayout as MomentLayout  # noqa: E402
 from ssmred_jax._adapter import SSMLayer as SSMLayer  # noqa: E402
 from ssmred_jax._adapter import adapter_for as adapter_for  # noqa: E402
 from ssmred_jax._adapter import register_adapter as register_adapter  # noqa: E402
@@ -48,6 +50,9 @@ from ssmred_jax.layers.lru import LRU_FIELDS as LRU_FIELDS  # noqa: E402
 from ssmred_jax.layers.lru import LRUAdapter as LRUAdapter  # noqa: E402
 from ssmred_jax.layers.lru import diagonal_scan as diagonal_scan  # noqa: E402
 from ssmred_jax.layers.lru import diagonal_scan_sequential as diagonal_scan_sequential  # noqa: E402
+from ssmred_jax.layers.s5 import S5 as S5  # noqa: E402
+from ssmred_jax.layers.s5 import S5_FIELDS as S5_FIELDS  # noqa: E402
+from ssmred_jax.layers.s5 import S5Adapter as S5Adapter  # noqa: E402
 from ssmred_jax.optim import rebuild_opt_state as rebuild_opt_state  # noqa: E402
 from ssmred_jax.reduce import LayerReport as LayerReport  # noqa: E402
 from ssmred_jax.reduce import ReductionPlan as ReductionPlan  # noqa: E402
@@ -67,11 +72,15 @@ __all__ = [
     "Fraction",
     "LRUAdapter",
     "LayerReport",
+    "MomentLayout",
     "Pragmatic",
     "Rank",
     "ReductionPlan",
     "ReductionReport",
     "ReductionWarning",
+    "S5",
+    "S5Adapter",
+    "S5_FIELDS",
     "SSMLayer",
     "StepOutput",
     "Tolerance",

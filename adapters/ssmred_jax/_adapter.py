@@ -20,9 +20,36 @@ import jax  # noqa: E402
 
 from ssmred.statespace import StateSpace  # noqa: E402
 
-__all__ = ["AbstractAdapter", "SSMLayer", "adapter_for", "register_adapter", "replace_layers", "ssm_layers"]
+__all__ = [
+    "AbstractAdapter",
+    "MomentLayout",
+    "SSMLayer",
+    "adapter_for",
+    "register_adapter",
+    "replace_layers",
+    "ssm_layers",
+]
 
 LayerT = TypeVar("LayerT")
+
+
+class MomentLayout(NamedTuple):
+    """Where a family keeps the parts the ``"project"`` optimizer policy maps (:func:`ssmred_jax.rebuild_opt_state`).
+
+    Attributes
+    ----------
+    per_state
+        Fields with one value per state (mapped by convex combinations).
+    input
+        The input matrix: a ``(re, im)`` pair of field names, or one field name whose trailing axis of
+        length 2 holds the real and imaginary parts (S5's layout).
+    output
+        The output matrix, likewise.
+    """
+
+    per_state: tuple[str, ...]
+    input: tuple[str, str] | str
+    output: tuple[str, str] | str
 
 
 class AbstractAdapter(abc.ABC, Generic[LayerT]):
@@ -113,6 +140,93 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
         Mapping
             Field name -> axis.
         """
+
+    @abc.abstractmethod
+    def parameters_from_modes(
+        self, like: LayerT, data: Any, mu: jax.Array, B: jax.Array, C: jax.Array, *, dtype: Any, r: jax.Array
+    ) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
+        """The new state parameters of a group of layers from their re-diagonalised reduced modes (traceable).
+
+        Parameters
+        ----------
+        like
+            One layer of the group (its static settings).
+        data
+            The group's stacked :meth:`truncation_data`.
+        mu, B, C
+            Modes ``(G, n)``, ``(G, n, m)``, ``(G, p, n)`` (the leading ``r`` valid, the rest padding).
+        dtype
+            The layers' dtype.
+        r
+            Orders ``(G,)``.
+
+        Returns
+        -------
+        tuple
+            ``(params, unstable, gain)``: float64 parameters with a leading group axis, a bool ``(G,)``
+            (a valid mode unstable or not representable), and the new input gains ``(G, n)`` (see
+            :meth:`input_gain`).
+        """
+
+    @abc.abstractmethod
+    def input_gain(self, layer: LayerT) -> jax.Array:
+        """The per-state gains ``g`` with analysed input matrix ``diag(g) B_stored`` (needs x64).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        jax.Array
+            Shape ``(n,)``.
+        """
+
+    @abc.abstractmethod
+    def moment_layout(self, layer: LayerT | None) -> MomentLayout:
+        """Which fields the moment projection treats as per-state, input and output parts.
+
+        Parameters
+        ----------
+        layer
+            The layer (may be unused).
+
+        Returns
+        -------
+        MomentLayout
+            The layout.
+        """
+
+    def truncation_data(self, layer: LayerT) -> Any:
+        """Per-layer arrays :meth:`parameters_from_modes` needs besides the modes (traceable; default none).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        object
+            A pytree of arrays (stacked over a group inside the jitted truncation).
+        """
+        return ()
+
+    def output_factor(self, layer: LayerT) -> float:
+        """Factor between the analysed system's error and the layer's real output error (default 1).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        float
+            Multiplies the reported error bound.
+        """
+        return 1.0
 
     @abc.abstractmethod
     def state_size(self, layer: LayerT) -> int:

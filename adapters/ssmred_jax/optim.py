@@ -1,7 +1,8 @@
 r"""Rebuilding an optax state for a reduced model (the JAX side of the torch adapter's optimizer surgery).
 
-A reduction returns a new model whose LRU state parameters (``nu_log``, ``theta_log``, ``gamma_log``,
-``B_re``, ``B_im``, ``C_re``, ``C_im``) have fewer states; every leaf of the optax state that mirrors
+A reduction returns a new model whose state parameters (LRU: ``nu_log``, ``theta_log``, ``gamma_log``,
+``B_re``, ``B_im``, ``C_re``, ``C_im``; S5: ``Lambda_re``, ``Lambda_im``, ``log_step``, ``B``, ``C``) have
+fewer states; every leaf of the optax state that mirrors
 one of them must get the new shape. The state's pytree structure does not change (only leaf shapes),
 so every other leaf — step counts, schedules' state, moments of other parameters — is kept as it is.
 A leaf belongs to a parameter when its key path ends with that parameter's path in the model
@@ -26,8 +27,11 @@ moment. Three policies, as in ``ssmred_torch``:
     :math:`K^+ = \mathrm{diag}(1/\gamma_{old})M\mathrm{diag}(\gamma_{new})` and :math:`g_C^{new} = g_C^{old}N^H`
     (:math:`g = g_{re} + ig_{im}`); second moments (``nu``, ``nu_max``) by the entrywise squares of the
     same real-linear maps (non-negative); the per-state :math:`\nu, \theta, \gamma` moments by convex
-    combinations with weights :math:`w_{kj} = |N_{kj}M_{jk}|/\sum_j|N_{kj}M_{jk}|`. Other moments
-    raise ``TypeError`` (use ``"slice"`` or ``"reset"``).
+    combinations with weights :math:`w_{kj} = |N_{kj}M_{jk}|/\sum_j|N_{kj}M_{jk}|`. For an S5 layer the
+    input gains are :math:`\varphi` (``ssmred_torch.S5Adapter``), the per-state moments those of
+    ``Lambda_re``, ``Lambda_im``, ``log_step``, and ``B``, ``C`` hold their real and imaginary parts on
+    a trailing axis (``adapter.moment_layout``). Other moments raise ``TypeError`` (use ``"slice"`` or
+    ``"reset"``).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ import jax.numpy as jnp  # noqa: E402
 import optax  # noqa: E402
 from jax.tree_util import GetAttrKey  # noqa: E402
 
-from ssmred_jax._adapter import ssm_layers  # noqa: E402
+from ssmred_jax._adapter import MomentLayout, ssm_layers  # noqa: E402
 from ssmred_jax.layers.lru import LRU  # noqa: E402, F401 (used by the doctests)
 from ssmred_jax.reduce import ReductionPlan, TruncationMap  # noqa: E402
 
@@ -58,8 +62,6 @@ OPTIMIZER_POLICIES: tuple[str, ...] = ("reset", "slice", "project")
 
 _FIRST_MOMENTS = ("mu", "trace")
 _SECOND_MOMENTS = ("nu", "nu_max")
-_PER_STATE = ("nu_log", "theta_log", "gamma_log")
-_PAIRS = (("B_re", "B_im"), ("C_re", "C_im"))
 
 
 def check_policy(policy: object) -> str:
@@ -136,12 +138,16 @@ def _realify(K: jax.Array, re: jax.Array, im: jax.Array, *, left: bool, second: 
     return re @ Kr - im @ Ki, re @ Ki + im @ Kr
 
 
-def _project(tmap: TruncationMap, moments: list[tuple[dict[str, jax.Array], bool]]) -> list[dict[str, jax.Array]]:
+def _project(
+    tmap: TruncationMap, moments: list[tuple[dict[str, jax.Array], bool]], layout: MomentLayout
+) -> list[dict[str, jax.Array]]:
     """Project every moment of one layer in one compiled call (one program per layer shape)."""
     backend = jax.default_backend()
     leaves = tuple(m for m, _ in moments)
     seconds = tuple(second for _, second in moments)
-    return list(_project_jitted(backend)(tmap.N, tmap.M, tmap.gamma_old, tmap.gamma_new, leaves, seconds=seconds))
+    return list(
+        _project_jitted(backend)(tmap.N, tmap.M, tmap.gamma_old, tmap.gamma_new, leaves, seconds=seconds, layout=layout)
+    )
 
 
 @functools.cache
@@ -149,7 +155,7 @@ def _project_jitted(backend: str) -> Any:
     from ssmred_jax.reduce import CPU_COMPILER_OPTIONS
 
     options = CPU_COMPILER_OPTIONS if backend == "cpu" else None
-    return jax.jit(_project_all, static_argnames=("seconds",), compiler_options=options)
+    return jax.jit(_project_all, static_argnames=("seconds", "layout"), compiler_options=options)
 
 
 def _project_all(
@@ -159,12 +165,21 @@ def _project_all(
     gamma_new: jax.Array,
     leaves: tuple[dict[str, jax.Array], ...],
     seconds: tuple[bool, ...],
+    layout: MomentLayout,
 ) -> tuple[dict[str, jax.Array], ...]:
-    return tuple(_project_one(N, M, gamma_old, gamma_new, m, second) for m, second in zip(leaves, seconds, strict=True))
+    return tuple(
+        _project_one(N, M, gamma_old, gamma_new, m, second, layout) for m, second in zip(leaves, seconds, strict=True)
+    )
 
 
 def _project_one(
-    N: jax.Array, M: jax.Array, gamma_old: jax.Array, gamma_new: jax.Array, leaves: dict[str, jax.Array], second: bool
+    N: jax.Array,
+    M: jax.Array,
+    gamma_old: jax.Array,
+    gamma_new: jax.Array,
+    leaves: dict[str, jax.Array],
+    second: bool,
+    layout: MomentLayout,
 ) -> dict[str, jax.Array]:
     f64 = jnp.float64
     weights = jnp.abs(N * M.T)  # (r, n): |N_kj M_jk|
@@ -172,11 +187,20 @@ def _project_one(
     Kplus_H = jnp.conj(((M / gamma_old[:, None].astype(M.dtype)) * gamma_new[None, :].astype(M.dtype)).T)
     N_H = jnp.conj(N.T)
     out: dict[str, jax.Array] = {}
-    for name in _PER_STATE:
+    for name in layout.per_state:
         if name in leaves:
             v = leaves[name]
             out[name] = (weights @ v.astype(f64)).astype(v.dtype)
-    for (re_name, im_name), left in zip(_PAIRS, (True, False), strict=True):
+    for part, left in ((layout.input, True), (layout.output, False)):
+        if isinstance(part, str):  # one field, real and imaginary parts on a trailing axis (S5's layout)
+            v = leaves.get(part)
+            if v is None:
+                continue
+            w = v.astype(f64)
+            new_re, new_im = _realify(Kplus_H if left else N_H, w[..., 0], w[..., 1], left=left, second=second)
+            out[part] = jnp.stack([new_re, new_im], axis=-1).astype(v.dtype)
+            continue
+        re_name, im_name = part
         t_re, t_im = leaves.get(re_name), leaves.get(im_name)
         if t_re is None and t_im is None:
             continue
@@ -308,7 +332,8 @@ def rebuild_opt_state(
                     ({name: leaf for name, (_, leaf) in members.items()}, kind.name in _SECOND_MOMENTS)
                     for kind, members in entries
                 ]
-                for (_, members), projected in zip(entries, _project(plan.maps[pos], moments), strict=True):
+                layout = layers[plan.maps[pos].index].adapter.moment_layout(layers[plan.maps[pos].index].layer)
+                for (_, members), projected in zip(entries, _project(plan.maps[pos], moments, layout), strict=True):
                     for name, (k, _) in members.items():
                         out[k] = projected[name]
     for k, (path, _) in enumerate(old[0]):

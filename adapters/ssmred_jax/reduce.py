@@ -17,7 +17,8 @@ How it runs
    :class:`~ssmred.selection.Rank`, :class:`~ssmred.selection.Pragmatic`), each order capped at the
    numerical Hankel rank; then the gate.
 3. **Truncation** — one ``jax.jit`` call for all layers to be reduced: SR projections,
-   re-diagonalisation, new LRU parameters in the layer's dtype, the checks (finite, stable,
+   re-diagonalisation, the family's new parameters (``adapter.parameters_from_modes``: LRU, S5) in
+   the layer's dtype, the checks (finite, stable,
    conditioned) and the maps the optimizer surgery needs. The orders are *traced* arguments: each
    member is truncated in arrays of its static size ``n`` (the reduced system in the leading block,
    decoupled padding elsewhere, :func:`ssmred_jax.kernels.truncate_masked` and
@@ -30,7 +31,9 @@ compilation, any later one with the same shapes (whatever the orders) does not. 
 reduction changes the shapes, so each attempt compiles the two programs once.
 
 Error bound: each reduced layer's complex transfer function satisfies
-:math:`\|G - G_r\|_\infty \le 2\sum_{i>r}\sigma_i`, and so does its real output map.
+:math:`\|G - G_r\|_\infty \le 2\sum_{i>r}\sigma_i`, and so does its real output map for the LRU
+(:math:`|\mathrm{Re}\,v| \le |v|`); a ``conj_sym`` S5 layer reads :math:`2\,\mathrm{Re}(\tilde Cx)`, so its
+reported bound is twice that (``adapter.output_factor``), as in ``ssmred_torch``.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ class LayerReport:
     hsv
         Hankel singular values before the reduction, descending (read-only float64 array).
     error_bound
-        :math:`2\sum_{i>r}\sigma_i`, bound on the H-infinity error of the chosen truncation.
+        :math:`2\kappa\sum_{i>r}\sigma_i`, bound on the H-infinity error of the chosen truncation
+        (:math:`\kappa = 2` for ``conj_sym`` S5 layers, else 1).
     message
         Reason for a refusal (``None`` otherwise).
     condition
@@ -193,9 +197,10 @@ class TruncationMap:
     M
         complex128 ``(n, r)``: :math:`M = TV_s`, with :math:`NM = I_r`.
     gamma_old
-        :math:`\gamma` before, ``(n,)`` float64.
+        The input gains before (``adapter.input_gain``): the LRU's :math:`\gamma` ``(n,)`` float64, an S5
+        layer's :math:`\varphi` (complex128).
     gamma_new
-        :math:`\gamma` after, ``(r,)`` float64.
+        The input gains after, ``(r,)``.
     """
 
     index: int
@@ -244,9 +249,10 @@ CPU_COMPILER_OPTIONS: dict[str, Any] = {"xla_backend_optimization_level": 0, "xl
 
 @functools.cache
 def _jitted(name: str, backend: str) -> Any:
-    fn, static = {"analyse": (_analyse_impl, ("adapters",)), "truncate": (_truncate_impl, ("groups", "dtype_names"))}[
-        name
-    ]
+    fn, static = {
+        "analyse": (_analyse_impl, ("adapters",)),
+        "truncate": (_truncate_impl, ("groups", "dtype_names", "adapters")),
+    }[name]
     options = CPU_COMPILER_OPTIONS if backend == "cpu" else None
     return jax.jit(fn, static_argnames=static, compiler_options=options)
 
@@ -256,9 +262,16 @@ def _analyse(groups: tuple[tuple[Any, ...], ...], adapters: tuple[AbstractAdapte
 
 
 def _truncate(
-    analysis: list[Any], orders: tuple[jax.Array, ...], groups: tuple[int, ...], dtype_names: tuple[str, ...]
+    analysis: list[Any],
+    orders: tuple[jax.Array, ...],
+    layers: tuple[tuple[Any, ...], ...],
+    groups: tuple[int, ...],
+    dtype_names: tuple[str, ...],
+    adapters: tuple[AbstractAdapter[Any], ...],
 ) -> list[Any]:
-    return _jitted("truncate", jax.default_backend())(analysis, orders, groups=groups, dtype_names=dtype_names)
+    return _jitted("truncate", jax.default_backend())(
+        analysis, orders, layers, groups=groups, dtype_names=dtype_names, adapters=adapters
+    )
 
 
 def _analyse_impl(groups: tuple[tuple[Any, ...], ...], adapters: tuple[AbstractAdapter[Any], ...]) -> list[Any]:
@@ -281,11 +294,20 @@ def _analyse_impl(groups: tuple[tuple[Any, ...], ...], adapters: tuple[AbstractA
     return out
 
 
-_PER_STATE = ("nu_log", "theta_log", "gamma_log")
+def _state_mask(keep: jax.Array, ndim: int, axis: int) -> jax.Array:
+    """``keep`` ``(G, n)`` broadcastable to a batched parameter whose state axis is ``axis`` (without the batch)."""
+    shape = [keep.shape[0]] + [1] * (ndim - 1)
+    shape[axis + 1] = keep.shape[1]
+    return keep.reshape(shape)
 
 
 def _truncate_impl(
-    analysis: list[Any], orders: tuple[jax.Array, ...], groups: tuple[int, ...], dtype_names: tuple[str, ...]
+    analysis: list[Any],
+    orders: tuple[jax.Array, ...],
+    layers: tuple[tuple[Any, ...], ...],
+    groups: tuple[int, ...],
+    dtype_names: tuple[str, ...],
+    adapters: tuple[AbstractAdapter[Any], ...],
 ) -> list[Any]:
     """Every member of the given groups in one call, each to its own order (traced: shapes stay static).
 
@@ -293,38 +315,43 @@ def _truncate_impl(
     valid), finiteness / stability flags, condition numbers and the truncation maps.
     """
     out = []
-    for g, r, dtype_name in zip(groups, orders, dtype_names, strict=True):
+    for g, r, members, dtype_name, adapter in zip(groups, orders, layers, dtype_names, adapters, strict=True):
         lam, B, C, svd, _ = analysis[g]
         n = lam.shape[-1]
         A, B_r, C_r, T, Ti = kernels.truncate_masked(lam, B, C, svd, r)
         form = kernels.diagonalize(A, B_r, C_r, r=r)
         dtype = jnp.dtype(dtype_name)
-        params, unstable = kernels.lru_parameters_from_diagonal(form.mu, form.B, form.C, dtype=dtype, r=r)
+        stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *members)
+        data = jax.vmap(adapter.truncation_data)(stacked)
+        params, unstable, gain = adapter.parameters_from_modes(
+            members[0], data, form.mu, form.B, form.C, dtype=dtype, r=r
+        )
         keep = jnp.arange(n, dtype=jnp.int32)[None, :] < r[:, None]
+        axes = adapter.state_parameters(members[0])
         finite = []
         for name, v in params.items():
-            mask = keep if name in _PER_STATE else (keep[:, :, None] if name.startswith("B") else keep[:, None, :])
+            mask = _state_mask(keep, v.ndim, axes[name])
             finite.append(jnp.all(jnp.where(mask, jnp.isfinite(v), True), axis=tuple(range(1, v.ndim))))
         ok = jnp.stack(finite).all(axis=0)
         cast = {k: v.astype(dtype) for k, v in params.items()}
-        maps = (form.W @ Ti, T @ form.V, jnp.exp(params["gamma_log"]))
+        maps = (form.W @ Ti, T @ form.V, gain)
         out.append((cast, ok, unstable, form.cond, maps))
     return out
 
 
-@functools.partial(jax.jit, static_argnames=("r",))
-def _member(result: Any, k: jax.Array, r: int) -> tuple[dict[str, jax.Array], tuple[jax.Array, ...]]:
+@functools.partial(jax.jit, static_argnames=("r", "axes"))
+def _member(
+    result: Any, k: jax.Array, r: int, axes: tuple[tuple[str, int], ...]
+) -> tuple[dict[str, jax.Array], tuple[jax.Array, ...]]:
     """Member ``k``'s leading ``r`` states of a :func:`_truncate` group result (one small program per ``r``)."""
-    cast, _, _, _, (N, M, gamma_new) = result
+    cast, _, _, _, (N, M, gain_new) = result
 
     def take(x: jax.Array) -> jax.Array:
         return lax.dynamic_index_in_dim(x, k, axis=0, keepdims=False)
 
-    params = {}
-    for name, v in cast.items():
-        v = take(v)
-        params[name] = v[..., :r] if name.startswith("C") else v[:r]
-    return params, (take(N)[:r, :], take(M)[:, :r], take(gamma_new)[:r])
+    where = dict(axes)
+    params = {name: lax.slice_in_dim(take(v), 0, r, axis=where[name]) for name, v in cast.items()}
+    return params, (take(N)[:r, :], take(M)[:, :r], take(gain_new)[:r])
 
 
 # ---------------------------------------------------------------------------------------------- planning
@@ -371,7 +398,8 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
     Parameters
     ----------
     model
-        Any pytree containing :class:`~ssmred_jax.LRU` layers (or a bare layer). All arrays on one device.
+        Any pytree containing :class:`~ssmred_jax.LRU` / :class:`~ssmred_jax.S5` layers (or a bare layer). All
+        arrays on one device.
     mode
         A selection mode of :mod:`ssmred.selection` (:func:`~ssmred.selection.tolerance`,
         :func:`~ssmred.selection.fraction`, :func:`~ssmred.selection.rank`,
@@ -420,10 +448,16 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
             "the model holds traced arrays: a reduction decides the orders on the host and returns arrays of new "
             "shapes, so call plan_reduction / reduce_model outside jax.jit, jax.vmap and jax.grad"
         )
-    # ---- groups: one stacked problem per (family, n, m, p, dtype)
+    # ---- groups: one stacked problem per (family, n, m, p, dtype, static settings such as S5's discretization)
     groups: dict[tuple[Any, ...], list[int]] = {}
     for i, s in enumerate(found):
-        key = (type(s.adapter), s.adapter.state_size(s.layer), _shapes(s), str(_dtype(s)))
+        key = (
+            type(s.adapter),
+            s.adapter.state_size(s.layer),
+            _shapes(s),
+            str(_dtype(s)),
+            jax.tree_util.tree_structure(s.layer),
+        )
         groups.setdefault(key, []).append(i)
     keys = list(groups)
     with jax.enable_x64(True):
@@ -448,7 +482,7 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
             if not usable[i]:
                 reports[i] = _refused(s.name, n, r, hsv, "non-finite or unstable layer parameters / Gramians")
                 continue
-            bound = float(bt_error_bounds(hsv)[r])
+            bound = s.adapter.output_factor(s.layer) * float(bt_error_bounds(hsv)[r])
             if hsv[0] == 0.0:
                 reports[i] = _refused(s.name, n, r, hsv, "the Hankel operator is zero (B = 0 or C = 0)", bound)
             elif r >= gate * n:
@@ -466,7 +500,14 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
                     if gg == g:
                         r_g[[where[i][1] for i in members]] = r
                 orders_in.append(jnp.asarray(r_g))
-            results = _truncate(analysis, tuple(orders_in), todo_groups, tuple(keys[g][3] for g in todo_groups))
+            results = _truncate(
+                analysis,
+                tuple(orders_in),
+                tuple(tuple(found[i].layer for i in groups[keys[g]]) for g in todo_groups),
+                todo_groups,
+                tuple(keys[g][3] for g in todo_groups),
+                tuple(found[groups[keys[g]][0]].adapter for g in todo_groups),
+            )
             checks = jax.device_get([(res[1], res[2], res[3]) for res in results])
             position = {g: t for t, g in enumerate(todo_groups)}
             for (g, r), members in todo.items():
@@ -475,7 +516,7 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
                 for i in members:
                     s, k = found[i], where[i][1]
                     n, hsv = hsvs[i].size, hsvs[i]
-                    bound = float(bt_error_bounds(hsv)[r])
+                    bound = s.adapter.output_factor(s.layer) * float(bt_error_bounds(hsv)[r])
                     c = float(cond[k])
                     problem = None
                     if not bool(ok[k]):
@@ -489,9 +530,10 @@ def plan_reduction(model: Any, mode: SelectionMode, *, gate: float = 0.95, max_c
                     if problem is not None:
                         reports[i] = _refused(s.name, n, r, hsv, problem, bound, c)
                         continue
-                    params, (N, M, gamma_new) = _member(res, jnp.asarray(k), r)
+                    axes = tuple(sorted(s.adapter.state_parameters(s.layer).items()))
+                    params, (N, M, gamma_new) = _member(res, jnp.asarray(k), r, axes)
                     new_layers[s.index] = s.adapter.write_back(s.layer, params)
-                    gamma_old = jnp.exp(jnp.asarray(s.layer.gamma_log).astype(jnp.float64))
+                    gamma_old = s.adapter.input_gain(s.layer)
                     maps.append(TruncationMap(s.index, s.path, n, r, N, M, gamma_old, gamma_new))
                     reports[i] = LayerReport(s.name, n, r, r, "reduced", hsv, bound, None, c)
     out = tuple(rep for rep in reports if rep is not None)
@@ -572,7 +614,7 @@ def reduce_model(
     Parameters
     ----------
     model
-        Any pytree containing :class:`~ssmred_jax.LRU` layers (or a bare layer).
+        Any pytree containing :class:`~ssmred_jax.LRU` / :class:`~ssmred_jax.S5` layers (or a bare layer).
     mode
         A selection mode of :mod:`ssmred.selection`.
     gate

@@ -81,3 +81,38 @@ def make_lru() -> Callable[..., object]:
         return LRU.from_parameters(**{k: np.asarray(v, dtype=dtype) for k, v in values.items()})
 
     return make
+
+
+@pytest.fixture
+def make_s5() -> Callable[..., object]:
+    """Build an ``ssmred_jax.S5`` (H = 3, 8 stored states) from numpy draws: decays in [0.05, 0.5],
+    frequencies up to 5 (40 with ``fast``: ``Im(step * a)`` beyond pi, the ZOH aliasing case), steps in
+    [0.01, 0.1]. One shape for every S5 test (each new shape compiles again).
+    """
+    from ssmred_jax import S5
+
+    H, N = 3, 8
+
+    def make(
+        rng: np.random.Generator,
+        *,
+        discretization: str = "zoh",
+        conj_sym: bool = True,
+        fast: bool = False,
+        dtype: object = np.float64,
+    ) -> S5:
+        values = {
+            "Lambda_re": -rng.uniform(0.05, 0.5, N),
+            "Lambda_im": rng.uniform(0, 40.0 if fast else 5.0, N),
+            "B": rng.normal(size=(N, H, 2)) / math.sqrt(2 * N),
+            "C": rng.normal(size=(H, N, 2)) / math.sqrt(N),
+            "D": rng.normal(size=H),
+            "log_step": np.log(rng.uniform(1e-2, 1e-1, (N, 1))),
+        }
+        return S5.from_parameters(
+            **{k: np.asarray(v, dtype=dtype) for k, v in values.items()},
+            discretization=discretization,
+            conj_sym=conj_sym,
+        )
+
+    return make

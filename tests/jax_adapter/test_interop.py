@@ -1,7 +1,8 @@
-"""Interop with ssmred_torch: exchanged LRU parameters give identical outputs and identical reductions.
+"""Interop with ssmred_torch: exchanged LRU and S5 parameters give identical outputs and identical reductions.
 
-Only the top-level public names of ssmred_torch are used (LRU, to_statespace, from_statespace,
-reduce_model, CompreSSM, tolerance, fraction, rank) and the torch module's own state-dict API.
+Only the top-level public names of ssmred_torch are used (LRU, S5, to_statespace, from_statespace,
+reduce_model, CompreSSM, tolerance, fraction, rank) and the torch modules' own state-dict and
+``replace_parameters_`` APIs.
 """
 
 from __future__ import annotations
@@ -114,6 +115,65 @@ def test_identical_reductions(gen, x64, t_mode, j_mode):
         np.testing.assert_allclose(G_j, G_t, rtol=0, atol=1e-9 * np.abs(G_t).max())
         y_t, y_j = _outputs(t_layer, j_layer, u)
         np.testing.assert_allclose(y_j, y_t, rtol=0, atol=1e-9 * np.abs(y_t).max())
+
+
+def test_s5_exchanged_parameters_give_identical_outputs_and_reductions(make_s5, rng, x64):
+    H, N = 3, 8  # the make_s5 shape
+
+    def to_torch(layer: ssmred_jax.S5):
+        out = ssmred_torch.S5(H, 2 * N, discretization=layer.discretization, dtype=torch.float64)
+        p = {k: np.array(getattr(layer, k)) for k in ssmred_jax.S5_FIELDS}  # writable copies for torch
+        out.replace_parameters_(
+            **{
+                "Lambda_re": torch.from_numpy(p["Lambda_re"]),
+                "Lambda_im": torch.from_numpy(p["Lambda_im"]),
+                "log_step": torch.from_numpy(p["log_step"][:, 0].copy()),
+                "B_re": torch.from_numpy(p["B"][..., 0].copy()),
+                "B_im": torch.from_numpy(p["B"][..., 1].copy()),
+                "C_re": torch.from_numpy(p["C"][..., 0].copy()),
+                "C_im": torch.from_numpy(p["C"][..., 1].copy()),
+                "D": torch.from_numpy(p["D"]),
+            }
+        )
+        return out
+
+    def to_jax(layer) -> ssmred_jax.S5:
+        p = {k: v.detach().numpy() for k, v in layer.state_dict().items()}
+        return ssmred_jax.S5.from_parameters(
+            Lambda_re=p["Lambda_re"],
+            Lambda_im=p["Lambda_im"],
+            B=np.stack([p["B_re"], p["B_im"]], axis=-1),
+            C=np.stack([p["C_re"], p["C_im"]], axis=-1),
+            D=p["D"],
+            log_step=p["log_step"][:, None],
+            discretization=layer.discretization,
+        )
+
+    j_layers = [make_s5(rng, fast=True), make_s5(rng, discretization="bilinear")]
+    t_layers = torch.nn.ModuleList([to_torch(layer) for layer in j_layers])
+    u = rng.normal(size=(2, 50, H))
+    for t_layer, j_layer in zip(t_layers, j_layers, strict=True):
+        with torch.no_grad():
+            y_t = t_layer(torch.from_numpy(u)).numpy()
+        y_j = np.asarray(jax.vmap(j_layer)(jnp.asarray(u)))
+        np.testing.assert_allclose(y_j, y_t, rtol=0, atol=1e-12 * np.abs(y_t).max())
+        back = to_jax(t_layer)
+        for k in ssmred_jax.S5_FIELDS:
+            np.testing.assert_array_equal(np.asarray(getattr(back, k)), np.asarray(getattr(j_layer, k)))
+    t_report = ssmred_torch.reduce_model(t_layers, ssmred_torch.tolerance(0.05))
+    j_new, j_report = ssmred_jax.reduce_model(j_layers, ssmred_jax.tolerance(0.05))
+    assert j_report.sizes_after == t_report.sizes_after
+    for t_rep, j_rep, t_layer, j_layer in zip(t_report.layers, j_report.layers, t_layers, j_new, strict=True):
+        np.testing.assert_allclose(j_rep.hsv, t_rep.hsv, rtol=0, atol=1e-12 * t_rep.hsv[0])
+        assert j_rep.error_bound == pytest.approx(t_rep.error_bound, rel=1e-9)
+        with torch.no_grad():
+            y_t = t_layer(torch.from_numpy(u)).numpy()
+        y_j = np.asarray(jax.vmap(j_layer)(jnp.asarray(u)))
+        np.testing.assert_allclose(y_j, y_t, rtol=0, atol=1e-9 * np.abs(y_t).max())
+        # the same steps are kept (nearest old state), so the layers agree beyond their transfer function
+        np.testing.assert_allclose(
+            np.sort(np.asarray(j_layer.log_step[:, 0])), np.sort(t_layer.log_step.detach().numpy()), rtol=0, atol=1e-12
+        )
 
 
 @pytest.mark.parametrize("total", [40, 100, 300, 999, 1000, 4000, 12345])

@@ -48,7 +48,7 @@ from jaxtyping import Array, Float  # noqa: E402
 
 from ssmred.errors import DimensionError, NotStableError  # noqa: E402
 from ssmred.statespace import StateSpace  # noqa: E402
-from ssmred_jax._adapter import AbstractAdapter, register_adapter  # noqa: E402
+from ssmred_jax._adapter import AbstractAdapter, MomentLayout, register_adapter  # noqa: E402
 from ssmred_jax.errors import DiagonalizationError  # noqa: E402
 
 __all__ = ["LRU", "LRU_FIELDS", "LRUAdapter", "diagonal_scan", "diagonal_scan_sequential"]
@@ -664,6 +664,64 @@ class LRUAdapter(AbstractAdapter[LRU]):
         """
         values = {k: params[k] for k in _STATE_AXES}
         return LRU.from_parameters(D=layer.D, **values)
+
+    def parameters_from_modes(
+        self, like: LRU, data: Any, mu: jax.Array, B: jax.Array, C: jax.Array, *, dtype: Any, r: jax.Array
+    ) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
+        """Batched write-back data by :func:`ssmred_jax.kernels.lru_parameters_from_diagonal` (traceable).
+
+        Parameters
+        ----------
+        like
+            A layer of the group (unused).
+        data
+            Unused (``()``).
+        mu, B, C
+            Modes ``(G, n)``, ``(G, n, H)``, ``(G, H, n)``.
+        dtype
+            The layer dtype.
+        r
+            Orders ``(G,)``.
+
+        Returns
+        -------
+        tuple
+            ``(params, unstable (G,), gamma (G, n))``.
+        """
+        from ssmred_jax import kernels
+
+        params, unstable = kernels.lru_parameters_from_diagonal(mu, B, C, dtype=dtype, r=r)
+        return params, unstable, jnp.exp(params["gamma_log"])
+
+    def input_gain(self, layer: LRU) -> jax.Array:
+        r""":math:`\gamma = e^{\gamma^{log}}` ``(n,)``, float64 (needs x64).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        jax.Array
+            The gains.
+        """
+        return jnp.exp(jnp.asarray(layer.gamma_log).astype(jnp.float64))
+
+    def moment_layout(self, layer: LRU | None) -> MomentLayout:
+        """``nu_log, theta_log, gamma_log`` per state; ``(B_re, B_im)`` and ``(C_re, C_im)``.
+
+        Parameters
+        ----------
+        layer
+            The layer (unused).
+
+        Returns
+        -------
+        MomentLayout
+            The layout.
+        """
+        return MomentLayout(("nu_log", "theta_log", "gamma_log"), ("B_re", "B_im"), ("C_re", "C_im"))
 
     def state_parameters(self, layer: LRU | None) -> Mapping[str, int]:
         """The seven state-dependent fields and their state axes (``D`` does not depend on ``n``).

@@ -1,0 +1,773 @@
+r"""S5 (Smith, Warrington & Linderman 2023) as an equinox module in lindermanlab/S5's parameter layout, and its adapter.
+
+One S5 layer is the continuous-time MIMO system :math:`\dot x = \mathrm{diag}(\Lambda)x + \tilde Bu`,
+sampled with one step :math:`\Delta_p = e^{\text{log\_step}_p}` per state by ZOH or bilinear
+(:mod:`ssmred_jax.layers._continuous`):
+
+.. math::
+
+    x_k = \mathrm{diag}(\bar\Lambda)x_{k-1} + \bar Bu_k,\quad \bar B = \mathrm{diag}(\varphi)\tilde B,\qquad
+    y_k = \kappa\,\mathrm{Re}(\tilde Cx_k) + D\odot u_k,
+
+with :math:`\kappa = 2` under ``conj_sym`` (only half of the conjugate states are stored) and 1
+otherwise. The fields are lindermanlab/S5's ``S5SSM`` parameters with their names and shapes:
+``Lambda_re``, ``Lambda_im`` ``(P,)``, ``B`` ``(P, H, 2)`` and ``C`` ``(H, P, 2)`` (:math:`\tilde B`,
+:math:`\tilde C` as trailing real/imaginary pairs), ``D`` ``(H,)``, ``log_step`` ``(P, 1)``, ``P`` the
+number of stored states; a trained S5 parameter dict converts name by name
+(:meth:`S5.from_parameters`). The conventions of the analysed and exact systems, the write-back
+(the step of the nearest old state is kept, the ZOH aliasing guard) and the bound factor
+:math:`\kappa` are those of ``ssmred_torch.S5`` (:mod:`ssmred_torch.layers.s5`), which stores the same
+numbers as separate ``B_re``/``B_im``/``C_re``/``C_im`` and a ``(P,)`` ``log_step``.
+
+Bidirectional S5 layers are not supported.
+
+References
+----------
+smith2023s5
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar, final
+
+from ssmred._require import require
+
+require("jax")
+require("equinox")
+
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jax.random as jr  # noqa: E402
+import numpy as np  # noqa: E402
+import scipy.linalg as spla  # noqa: E402
+from jax import lax  # noqa: E402
+from jaxtyping import Array, Float  # noqa: E402
+
+from ssmred.errors import DimensionError, NotStableError  # noqa: E402
+from ssmred.statespace import StateSpace  # noqa: E402
+from ssmred_jax._adapter import AbstractAdapter, MomentLayout, register_adapter  # noqa: E402
+from ssmred_jax.errors import DiagonalizationError  # noqa: E402
+from ssmred_jax.layers._continuous import (  # noqa: E402
+    check_discretization,
+    continuous_from_discrete,
+    discretize_diagonal,
+    half_states_from_real,
+    nearest_modes,
+)
+from ssmred_jax.layers.lru import _check_positive_int, _host_f64, _real_dtype, diagonal_scan  # noqa: E402
+
+__all__ = ["S5", "S5_FIELDS", "S5Adapter", "hippo_n"]
+
+#: The S5 fields in lindermanlab/S5's names (the pytree leaf order).
+S5_FIELDS: tuple[str, ...] = ("Lambda_re", "Lambda_im", "B", "C", "D", "log_step")
+_STATE_AXES: dict[str, int] = {"Lambda_re": 0, "Lambda_im": 0, "log_step": 0, "B": 0, "C": 1}
+_CLIP = -1e-4  # S5's clip_eigs bound on the real part
+
+
+def hippo_n(size: int) -> tuple[np.ndarray, np.ndarray]:
+    r"""HiPPO-N: eigenvalues and unitary eigenvectors of the normal part of the HiPPO-LegS matrix (host).
+
+    :math:`S = A_{LegS} + pp^T = -\tfrac12 I + K` with :math:`K` skew-symmetric, so
+    :math:`S = V\mathrm{diag}(-\tfrac12 + i\omega)V^H` (``ssmred_torch.hippo_n``).
+
+    Parameters
+    ----------
+    size
+        Matrix size ``N``.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(Lambda, V)``: complex128 ``(N,)`` and ``(N, N)``.
+
+    Examples
+    --------
+    >>> lam, V = hippo_n(4)
+    >>> bool(np.allclose(lam.real, -0.5)), bool(np.allclose(V.conj().T @ V, np.eye(4)))
+    (True, True)
+    """
+    N = _check_positive_int("size", size)
+    k = np.arange(N, dtype=np.float64)
+    s = np.sqrt(np.outer(k + 0.5, k + 0.5))
+    K = np.triu(s, 1) - np.tril(s, -1)
+    omega, V = spla.eigh(-1j * K)
+    return -0.5 + 1j * omega, V
+
+
+class S5(eqx.Module):
+    r"""S5 layer: one MIMO diagonal continuous-time system, one step per state (equinox, S5's layout).
+
+    Parameters
+    ----------
+    d_model
+        Number of channels ``H``.
+    d_state
+        State size ``P`` in S5's convention (``ssm_size``); under ``conj_sym`` ``P / 2`` states are stored.
+    discretization
+        ``"zoh"`` or ``"bilinear"``.
+    conj_sym
+        Store half the states and read :math:`2\,\mathrm{Re}(\tilde Cx)`.
+    blocks
+        Number of HiPPO-N blocks of the initial state matrix (must divide ``P``; even blocks under
+        ``conj_sym``).
+    clip_eigs
+        Use :math:`\min(\text{Lambda\_re}, -10^{-4})` as the real part (S5's ``clip_eigs``).
+    dt_min, dt_max
+        Range of the log-uniform initial steps.
+    dtype
+        ``float32`` or ``float64`` (needs ``jax.enable_x64``); default: JAX's default float.
+    key
+        PRNG key.
+
+    Raises
+    ------
+    ValueError
+        For invalid sizes, steps or choices.
+    TypeError
+        For an unsupported dtype or non-bool flags.
+
+    Notes
+    -----
+    Initialisation as ``ssmred_torch.S5`` (HiPPO-N blocks, :math:`\tilde B = V^HB` with
+    :math:`B \sim N(0, 1/P)`, :math:`\tilde C = CV` with complex :math:`C`, :math:`N(0, 1/P)` per part,
+    log-uniform steps, :math:`D \sim N(0, 1)`), with JAX's random numbers.
+
+    Examples
+    --------
+    >>> layer = S5(4, 16, blocks=2, key=jax.random.key(0))
+    >>> layer(jnp.ones((10, 4))).shape, layer.n_states, layer.d_state, layer.B.shape
+    ((10, 4), 8, 16, (8, 4, 2))
+    """
+
+    Lambda_re: Float[Array, " P"]
+    Lambda_im: Float[Array, " P"]
+    B: Float[Array, "P H 2"]
+    C: Float[Array, "H P 2"]
+    D: Float[Array, " H"]
+    log_step: Float[Array, "P 1"]
+    discretization: str = eqx.field(static=True)
+    conj_sym: bool = eqx.field(static=True)
+    clip_eigs: bool = eqx.field(static=True)
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int,
+        *,
+        discretization: str = "zoh",
+        conj_sym: bool = True,
+        blocks: int = 1,
+        clip_eigs: bool = False,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        dtype: Any = None,
+        key: jax.Array,
+    ) -> None:
+        H = _check_positive_int("d_model", d_model)
+        P = _check_positive_int("d_state", d_state)
+        J = _check_positive_int("blocks", blocks)
+        _check_flags(conj_sym, clip_eigs)
+        if P % J or (conj_sym and (P // J) % 2):
+            raise ValueError(
+                f"blocks must divide d_state into blocks of {'even ' if conj_sym else ''}size; got d_state={P}, "
+                f"blocks={J}"
+            )
+        lo, hi = float(dt_min), float(dt_max)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi):
+            raise ValueError(f"need 0 < dt_min <= dt_max (finite); got dt_min={dt_min!r}, dt_max={dt_max!r}")
+        dt = _real_dtype(dtype)
+        block = P // J
+        keep = block // 2 if conj_sym else block
+        lam, V = hippo_n(block)
+        lam, V = lam[:keep], V[:, :keep]
+        Lambda = np.tile(lam, J)
+        Vfull = spla.block_diag(*([V] * J))  # (P, n)
+        n = Lambda.size
+        z = np.asarray(_init_draws(key, P * H + 2 * H * P + H, n), dtype=np.float64)
+        B = z[: P * H].reshape(P, H) / math.sqrt(P)
+        C = (z[P * H : 2 * P * H].reshape(H, P) + 1j * z[2 * P * H : 3 * P * H].reshape(H, P)) / math.sqrt(P)
+        D = z[3 * P * H : 3 * P * H + H]
+        u = z[3 * P * H + H :]
+        log_step = u * (math.log(hi) - math.log(lo)) + math.log(lo)
+        Bt = Vfull.conj().T @ B
+        Ct = C @ Vfull
+        values = {
+            "Lambda_re": Lambda.real,
+            "Lambda_im": Lambda.imag,
+            "B": np.stack([Bt.real, Bt.imag], axis=-1),
+            "C": np.stack([Ct.real, Ct.imag], axis=-1),
+            "D": D,
+            "log_step": log_step[:, None],
+        }
+        for name in S5_FIELDS:
+            setattr(self, name, jnp.asarray(values[name].astype(dt.name)))
+        self.discretization = check_discretization(discretization)
+        self.conj_sym = conj_sym
+        self.clip_eigs = clip_eigs
+
+    # ------------------------------------------------------------------ construction from arrays
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        Lambda_re: Any,
+        Lambda_im: Any,
+        B: Any,
+        C: Any,
+        D: Any,
+        log_step: Any,
+        discretization: str = "zoh",
+        conj_sym: bool = True,
+        clip_eigs: bool = False,
+        step_rescale: float = 1.0,
+    ) -> S5:
+        r"""An S5 layer holding the given arrays (e.g. the parameters of a trained lindermanlab/S5 ``S5SSM``).
+
+        Parameters
+        ----------
+        Lambda_re, Lambda_im
+            Shape ``(P,)``.
+        B
+            :math:`\tilde B` as real/imaginary pairs, ``(P, H, 2)``.
+        C
+            :math:`\tilde C` as real/imaginary pairs, ``(H, P, 2)``.
+        D
+            Shape ``(H,)``.
+        log_step
+            Shape ``(P, 1)`` (or ``(P,)``).
+        discretization, conj_sym, clip_eigs
+            The model's settings.
+        step_rescale
+            S5's ``step_rescale``, folded into ``log_step`` (the steps used are
+            :math:`\text{step\_rescale}\cdot e^{\text{log\_step}}`).
+
+        Returns
+        -------
+        S5
+            The layer (all arrays share one float dtype).
+
+        Raises
+        ------
+        DimensionError
+            If the shapes are inconsistent.
+        TypeError
+            If the dtypes differ or are not floating, or the flags are not bools.
+        ValueError
+            For an unknown discretization or an invalid ``step_rescale``; for bidirectional layers use
+            two layers (not supported).
+
+        Examples
+        --------
+        >>> src = S5(2, 8, key=jax.random.key(0))
+        >>> copy = S5.from_parameters(**{f: getattr(src, f) for f in S5_FIELDS})
+        >>> bool(jnp.allclose(copy(jnp.ones((10, 2))), src(jnp.ones((10, 2)))))
+        True
+        """
+        check_discretization(discretization)
+        _check_flags(conj_sym, clip_eigs)
+        scale = float(step_rescale)
+        if not (math.isfinite(scale) and scale > 0.0):
+            raise ValueError(f"step_rescale must be a finite float > 0; got {step_rescale!r}")
+        arrays = {
+            k: jnp.asarray(v)
+            for k, v in {
+                "Lambda_re": Lambda_re,
+                "Lambda_im": Lambda_im,
+                "B": B,
+                "C": C,
+                "D": D,
+                "log_step": log_step,
+            }.items()
+        }
+        if arrays["log_step"].ndim == 1:
+            arrays["log_step"] = arrays["log_step"][:, None]
+        _check_parameter_shapes(arrays)
+        dtypes = {a.dtype for a in arrays.values()}
+        if len(dtypes) != 1 or not jnp.issubdtype(next(iter(dtypes)), jnp.floating):
+            raise TypeError(f"the S5 parameters must share one float dtype; got {sorted(str(d) for d in dtypes)}")
+        if scale != 1.0:
+            arrays["log_step"] = arrays["log_step"] + jnp.asarray(math.log(scale), dtype=arrays["log_step"].dtype)
+        layer = object.__new__(cls)
+        for name in S5_FIELDS:
+            object.__setattr__(layer, name, arrays[name])
+        object.__setattr__(layer, "discretization", discretization)
+        object.__setattr__(layer, "conj_sym", conj_sym)
+        object.__setattr__(layer, "clip_eigs", clip_eigs)
+        return layer
+
+    # ------------------------------------------------------------------ sizes and system data
+    @property
+    def d_model(self) -> int:
+        """Number of channels ``H``."""
+        return int(self.D.shape[0])
+
+    @property
+    def n_states(self) -> int:
+        """Stored complex states (``P / 2`` under ``conj_sym``; a reduced layer has fewer)."""
+        return int(self.Lambda_re.shape[0])
+
+    @property
+    def d_state(self) -> int:
+        """The state size in S5's convention: ``2 * n_states`` under ``conj_sym``, else ``n_states``."""
+        return 2 * self.n_states if self.conj_sym else self.n_states
+
+    def continuous_eigenvalues(self) -> jax.Array:
+        r""":math:`\Lambda = \text{Lambda\_re} + i\,\text{Lambda\_im}` (real part clipped under ``clip_eigs``).
+
+        Returns
+        -------
+        jax.Array
+            Complex, ``(n_states,)``.
+
+        Examples
+        --------
+        >>> float(S5(2, 8, key=jax.random.key(0)).continuous_eigenvalues().real.max())
+        -0.5
+        """
+        re = jnp.minimum(self.Lambda_re, _CLIP) if self.clip_eigs else self.Lambda_re
+        return lax.complex(re, self.Lambda_im)
+
+    def discrete_system(self) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+        r"""The discrete data :math:`(\bar\Lambda, \log\bar\Lambda, \bar B, \tilde C)` in the parameter precision.
+
+        Returns
+        -------
+        tuple of jax.Array
+            Complex, ``(n,)``, ``(n,)``, ``(n, H)``, ``(H, n)``; differentiable.
+
+        Examples
+        --------
+        >>> lam, log_lam, Bbar, C = S5(3, 8, key=jax.random.key(0)).discrete_system()
+        >>> Bbar.shape, C.shape
+        ((4, 3), (3, 4))
+        """
+        return _discrete(self, self.D.dtype)
+
+    # ------------------------------------------------------------------ forward
+    def __call__(self, u: jax.Array) -> jax.Array:
+        r"""Apply the layer by the associative scan: :math:`y_k = \kappa\,\mathrm{Re}(\tilde Cx_k) + D\odot u_k`.
+
+        Parameters
+        ----------
+        u
+            Real input ``(length, d_model)`` (or ``(..., length, d_model)``), in the parameters' dtype.
+
+        Returns
+        -------
+        jax.Array
+            Output, same shape as ``u``.
+
+        Raises
+        ------
+        DimensionError
+            If the last axis of ``u`` is not ``d_model``.
+        """
+        if u.ndim < 2 or u.shape[-1] != self.d_model:
+            raise DimensionError(f"u must have shape (..., length, d_model={self.d_model}); got {tuple(u.shape)}")
+        return _forward(self, u)
+
+
+def _check_flags(conj_sym: object, clip_eigs: object) -> None:
+    if not isinstance(conj_sym, bool):
+        raise TypeError(f"conj_sym must be a bool; got {conj_sym!r}")
+    if not isinstance(clip_eigs, bool):
+        raise TypeError(f"clip_eigs must be a bool; got {clip_eigs!r}")
+
+
+@functools.partial(jax.jit, static_argnames=("size", "n"))
+def _init_draws(key: jax.Array, size: int, n: int) -> jax.Array:
+    k1, k2 = jr.split(key)
+    return jnp.concatenate([jr.normal(k1, (size,)), jr.uniform(k2, (n,))])
+
+
+def _discrete(layer: S5, dtype: Any) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    re = layer.Lambda_re.astype(dtype)
+    if layer.clip_eigs:
+        re = jnp.minimum(re, _CLIP)
+    a = lax.complex(re, layer.Lambda_im.astype(dtype))
+    lam, log_lam, phi = discretize_diagonal(a, jnp.exp(layer.log_step[:, 0].astype(dtype)), layer.discretization)
+    B = layer.B.astype(dtype)
+    C = layer.C.astype(dtype)
+    Bbar = phi[:, None] * lax.complex(B[..., 0], B[..., 1])
+    return lam, log_lam, Bbar, lax.complex(C[..., 0], C[..., 1])
+
+
+@jax.jit
+def _forward(layer: S5, u: jax.Array) -> jax.Array:
+    lam, _, Bbar, _ = layer.discrete_system()
+    x = diagonal_scan(lam, lax.complex(u @ Bbar.real.T, u @ Bbar.imag.T))
+    y = jnp.real(x) @ layer.C[..., 0].T - jnp.imag(x) @ layer.C[..., 1].T
+    D = jnp.reshape(layer.D, (1,) * (u.ndim - 1) + (layer.d_model,))
+    return (2.0 * y if layer.conj_sym else y) + D * u
+
+
+def _check_parameter_shapes(arrays: Mapping[str, jax.Array]) -> None:
+    n = int(arrays["Lambda_re"].shape[0]) if arrays["Lambda_re"].ndim == 1 else -1
+    H = int(arrays["D"].shape[0]) if arrays["D"].ndim == 1 else -1
+    if n < 1 or H < 1:
+        raise DimensionError(
+            f"Lambda_re and D must be non-empty vectors; got shapes {tuple(arrays['Lambda_re'].shape)} and "
+            f"{tuple(arrays['D'].shape)}"
+        )
+    expected = {
+        "Lambda_re": (n,),
+        "Lambda_im": (n,),
+        "B": (n, H, 2),
+        "C": (H, n, 2),
+        "D": (H,),
+        "log_step": (n, 1),
+    }
+    for name, shape in expected.items():
+        if tuple(arrays[name].shape) != shape:
+            raise DimensionError(f"{name} must have shape {shape} (P={n}, H={H}); got {tuple(arrays[name].shape)}")
+
+
+# ---------------------------------------------------------------------------------------------- adapter
+def _modes_to_parameters(
+    layer_like: S5,
+    log_step: jax.Array,
+    log_old: jax.Array,
+    mu: jax.Array,
+    Bbar: jax.Array,
+    C: jax.Array,
+    dtype: Any,
+) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
+    """S5 parameters (float64, S5 layout) for modes ``mu (..., r)``: steps, ZOH branches of the nearest old states."""
+    idx = nearest_modes(mu, jnp.exp(log_old))
+    step = jnp.exp(jnp.take_along_axis(log_step, idx, axis=-1))
+    ref = jnp.take_along_axis(log_old, idx, axis=-1)
+    a, phi, unstable = continuous_from_discrete(mu, step, layer_like.discretization, ref_log=ref, dtype=dtype)
+    if layer_like.clip_eigs:
+        # a mode kept at the clipping bound comes back with round-off around it; beyond it the clip would change it
+        unstable = unstable | (a.real > _CLIP * (1.0 - 1e-8))
+        a = lax.complex(jnp.minimum(a.real, _CLIP), a.imag)
+    Bt = Bbar / phi[..., :, None]
+    params = {
+        "Lambda_re": a.real,
+        "Lambda_im": a.imag,
+        "log_step": jnp.log(step)[..., None],
+        "B": jnp.stack([Bt.real, Bt.imag], axis=-1),
+        "C": jnp.stack([C.real, C.imag], axis=-1),
+    }
+    return params, unstable, phi
+
+
+@final
+class S5Adapter(AbstractAdapter[S5]):
+    r"""The adapter of :class:`S5` (registered): one MIMO system per layer, bound factor :math:`\kappa`.
+
+    Notes
+    -----
+    Analysed system :math:`\Sigma = (\mathrm{diag}\bar\Lambda, \bar B, \tilde C, \mathrm{diag}D)`, ``dt = 1``;
+    exact system: the real ``2n``-state :math:`\mathrm{realify}(\bar\Lambda, \bar\Lambda\bar B, \kappa\tilde C,
+    \mathrm{diag}D + \kappa\mathrm{Re}\,\tilde C\bar B)`. Write-back keeps one step per state (the
+    nearest old state's) and the ZOH aliasing guard; the moment projection is the LRU's with the input
+    gains :math:`\varphi` for :math:`\gamma` (``ssmred_torch.S5Adapter``).
+
+    Examples
+    --------
+    >>> from ssmred_jax import adapter_for
+    >>> adapter_for(S5(2, 8, key=jax.random.key(0))).state_parameters(None)["C"]
+    1
+    """
+
+    layer_type: ClassVar[type] = S5
+
+    def __repr__(self) -> str:
+        return "S5Adapter()"
+
+    def to_statespace(self, layer: S5, *, exact: bool = False) -> StateSpace:
+        r"""The analysed complex system (``exact=False``) or the layer's real input/output map (``exact=True``).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+        exact
+            ``False``: :math:`(\bar\Lambda, \bar B, \tilde C, \mathrm{diag}D)`; ``True``: the real ``2n``-state
+            system whose impulse response is the forward pass.
+
+        Returns
+        -------
+        StateSpace
+            Discrete-time (``dt = 1``).
+        """
+        if not isinstance(layer, S5):
+            raise TypeError(f"layer must be an ssmred_jax.S5; got {type(layer).__name__}")
+        with jax.enable_x64(True):
+            lam, _, Bbar, C = (np.asarray(jax.device_get(x)) for x in _discrete(layer, jnp.float64))
+        D = np.diag(_host_f64(layer.D)).astype(np.complex128)
+        if not exact:
+            return StateSpace(np.diag(lam), Bbar, C, D, dt=1.0)
+        kappa = 2.0 if layer.conj_sym else 1.0
+        return StateSpace(np.diag(lam), lam[:, None] * Bbar, kappa * C, D + kappa * C @ Bbar, dt=1.0).to_real()
+
+    def from_statespace(self, sys: StateSpace, *, like: S5, max_condition: float = 1e8, exact: bool = False) -> S5:
+        r"""A new S5 layer realising ``sys`` (inverse of :meth:`to_statespace`); steps of ``like``'s nearest states.
+
+        Parameters
+        ----------
+        sys
+            A stable discrete-time system with ``n_inputs = n_outputs = like.d_model``, diagonal ``D``.
+        like
+            Template layer (steps, settings, dtype).
+        max_condition
+            Largest accepted eigenvector condition number when ``sys`` must be re-diagonalised.
+        exact
+            ``True`` (``conj_sym`` layers): ``sys`` is the real input/output map (``to_statespace(...,
+            exact=True)``); its one-step advance is undone and it is split into conjugate half-states.
+
+        Returns
+        -------
+        S5
+            The new layer.
+
+        Raises
+        ------
+        TypeError
+            For wrong argument types.
+        ValueError
+            For a continuous-time system, or ``exact=True`` without ``conj_sym``.
+        DimensionError
+            If the sizes do not match ``like`` or ``D`` is not diagonal.
+        NotStableError
+            If an eigenvalue lies outside the unit disc beyond round-off.
+        DiagonalizationError
+            If ``A`` is defective or too ill-conditioned.
+        """
+        from ssmred_jax import kernels
+
+        if not isinstance(sys, StateSpace):
+            raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
+        if not isinstance(like, S5):
+            raise TypeError(f"like must be an ssmred_jax.S5; got {type(like).__name__}")
+        if not sys.is_discrete:
+            raise ValueError("sys must be a discrete-time system (dt > 0): the layer is analysed after discretisation")
+        H = like.d_model
+        if sys.n_inputs != H or sys.n_outputs != H:
+            raise DimensionError(
+                f"sys must have n_inputs = n_outputs = like.d_model = {H}; got {sys.n_inputs}, {sys.n_outputs}"
+            )
+        Dm = np.asarray(sys.D)
+        A, Bs, Cs = np.asarray(sys.A), np.asarray(sys.B), np.asarray(sys.C)
+        if exact:
+            if not like.conj_sym:
+                raise ValueError("exact=True builds conjugate half-states: it needs a conj_sym layer")
+            if sys.is_complex:
+                raise TypeError("exact=True needs the real input/output system (a real StateSpace)")
+            mu, Bd, Cd = half_states_from_real(A, Bs, Cs, max_condition=max_condition)
+            if np.any(mu == 0):
+                raise ValueError("exact=True needs an invertible state matrix (the one-step advance is undone)")
+            Bd = Bd / mu[:, None]
+            Dm = Dm - 2.0 * np.real(Cd @ Bd)
+        elif np.count_nonzero(A - np.diag(np.diag(A))) == 0:
+            mu, Bd, Cd = np.diag(A).astype(np.complex128), Bs.astype(np.complex128), Cs.astype(np.complex128)
+        else:
+            with jax.enable_x64(True):
+                systems = (jnp.asarray(np.asarray(x, dtype=np.complex128))[None] for x in (A, Bs, Cs))
+                form = kernels.diagonalize(*systems)
+                cond = float(form.cond[0])
+                mu, Bd, Cd = (np.asarray(jax.device_get(x[0])) for x in (form.mu, form.B, form.C))
+            if not np.isfinite(cond) or cond > max_condition:
+                raise DiagonalizationError(
+                    f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = "
+                    f"{max_condition:.3g}"
+                )
+        scale = max(1.0, float(np.abs(Dm).max())) if Dm.size else 1.0
+        if np.abs(Dm - np.diag(np.diag(Dm))).max(initial=0.0) > (1e-10 * scale if exact else 0.0):
+            raise DimensionError("sys.D must be diagonal: an S5 layer has an elementwise feedthrough D * u")
+        dtype = like.D.dtype
+        with jax.enable_x64(True):
+            _, log_old, _, _ = _discrete(like, jnp.float64)
+            params, unstable, _ = _modes_to_parameters(
+                like,
+                like.log_step[:, 0].astype(jnp.float64),
+                log_old,
+                jnp.asarray(mu, dtype=jnp.complex128),
+                jnp.asarray(Bd, dtype=jnp.complex128),
+                jnp.asarray(Cd, dtype=jnp.complex128),
+                dtype,
+            )
+            if bool(jnp.any(unstable)):
+                raise NotStableError(
+                    f"sys has an eigenvalue with |mu| = {float(np.abs(mu).max()):.12g} > 1 (or, with clip_eigs, a "
+                    f"continuous real part above {_CLIP:g})"
+                )
+            values = {k: np.asarray(jax.device_get(v)) for k, v in params.items()}
+        D = np.real(np.diag(Dm)).astype(np.float64)
+        return S5.from_parameters(
+            **{k: jnp.asarray(v.astype(jnp.dtype(dtype).name)) for k, v in values.items()},
+            D=jnp.asarray(D.astype(jnp.dtype(dtype).name)),
+            discretization=like.discretization,
+            conj_sym=like.conj_sym,
+            clip_eigs=like.clip_eigs,
+        )
+
+    def systems(self, layer: S5) -> tuple[jax.Array, jax.Array, jax.Array]:
+        r"""``(log_lam, Bbar, C)``: :math:`\log\bar\Lambda`, :math:`\bar B`, :math:`\tilde C`, complex128 (traceable).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        tuple of jax.Array
+            Shapes ``(n,)``, ``(n, H)``, ``(H, n)``.
+        """
+        _, log_lam, Bbar, C = _discrete(layer, jnp.float64)
+        return log_lam, Bbar, C
+
+    def output_factor(self, layer: S5) -> float:
+        r""":math:`\kappa`: 2 under ``conj_sym`` (the real output :math:`2\,\mathrm{Re}(\tilde Cx)`), else 1.
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        float
+            The factor of the reported bound.
+        """
+        return 2.0 if layer.conj_sym else 1.0
+
+    def truncation_data(self, layer: S5) -> tuple[jax.Array, jax.Array]:
+        """``(log_step (n,), log_lam (n,))`` in 64 bits: the old steps and log-eigenvalues (traceable).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        tuple of jax.Array
+            float64 and complex128.
+        """
+        _, log_lam, _, _ = _discrete(layer, jnp.float64)
+        return layer.log_step[:, 0].astype(jnp.float64), log_lam
+
+    def parameters_from_modes(
+        self, like: S5, data: Any, mu: jax.Array, B: jax.Array, C: jax.Array, *, dtype: Any, r: jax.Array
+    ) -> tuple[dict[str, jax.Array], jax.Array, jax.Array]:
+        """Batched write-back data: S5 parameters, per-mode instability and input gains (traceable).
+
+        Parameters
+        ----------
+        like
+            A layer of the group (its static settings).
+        data
+            Stacked :meth:`truncation_data`.
+        mu, B, C
+            Diagonal modes ``(G, n)``, ``(G, n, H)``, ``(G, H, n)``.
+        dtype
+            The layer dtype.
+        r
+            Orders ``(G,)``: only the leading ``r`` modes are checked (the rest is padding).
+
+        Returns
+        -------
+        tuple
+            ``(params, unstable (G,), phi (G, n))``.
+        """
+        log_step, log_old = data
+        params, unstable, phi = _modes_to_parameters(like, log_step, log_old, mu, B, C, dtype)
+        valid = jnp.arange(mu.shape[-1], dtype=jnp.int32)[None, :] < r[:, None]
+        return params, jnp.any(valid & unstable, axis=-1), phi
+
+    def input_gain(self, layer: S5) -> jax.Array:
+        r"""The input gains :math:`\varphi` ``(n,)`` (complex128; needs x64).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        jax.Array
+            :math:`\bar B = \mathrm{diag}(\varphi)\tilde B`.
+        """
+        re = layer.Lambda_re.astype(jnp.float64)
+        if layer.clip_eigs:
+            re = jnp.minimum(re, _CLIP)
+        a = lax.complex(re, layer.Lambda_im.astype(jnp.float64))
+        return discretize_diagonal(a, jnp.exp(layer.log_step[:, 0].astype(jnp.float64)), layer.discretization)[2]
+
+    def moment_layout(self, layer: S5 | None) -> MomentLayout:
+        """Per-state fields and the packed ``B``, ``C`` (trailing real/imaginary axis).
+
+        Parameters
+        ----------
+        layer
+            The layer (unused).
+
+        Returns
+        -------
+        MomentLayout
+            The layout.
+        """
+        return MomentLayout(("Lambda_re", "Lambda_im", "log_step"), "B", "C")
+
+    def write_back(self, layer: S5, params: Mapping[str, jax.Array]) -> S5:
+        """A new layer with the reduced state parameters and the old ``D`` and settings.
+
+        Parameters
+        ----------
+        layer
+            The layer before the reduction.
+        params
+            ``Lambda_re``, ``Lambda_im``, ``log_step``, ``B``, ``C``.
+
+        Returns
+        -------
+        S5
+            The new layer.
+        """
+        return S5.from_parameters(
+            D=layer.D,
+            discretization=layer.discretization,
+            conj_sym=layer.conj_sym,
+            clip_eigs=layer.clip_eigs,
+            **{k: params[k] for k in _STATE_AXES},
+        )
+
+    def state_parameters(self, layer: S5 | None) -> Mapping[str, int]:
+        """``Lambda_re, Lambda_im, log_step, B`` (axis 0) and ``C`` (axis 1).
+
+        Parameters
+        ----------
+        layer
+            The layer (unused).
+
+        Returns
+        -------
+        Mapping
+            Name -> state axis.
+        """
+        return dict(_STATE_AXES)
+
+    def state_size(self, layer: S5) -> int:
+        """``layer.n_states`` (the stored states).
+
+        Parameters
+        ----------
+        layer
+            The layer.
+
+        Returns
+        -------
+        int
+            The number of stored states.
+        """
+        return layer.n_states
+
+
+register_adapter(S5Adapter())
