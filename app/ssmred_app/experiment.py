@@ -66,6 +66,7 @@ from ssmred_app.config import (
     CompressionConfig,
     ConfigError,
     MethodConfig,
+    ModelConfig,
     RunConfig,
     apply_overrides,
     config_to_dict,
@@ -75,7 +76,7 @@ from ssmred_app.config import (
 )
 from ssmred_app.data import SequenceData
 from ssmred_app.errors import RunFolderBusy
-from ssmred_app.families import config_state_sizes
+from ssmred_app.families import LayerName, config_state_sizes
 from ssmred_app.report import Doc, write_json, write_report
 from ssmred_app.schema import Section, invalid_combination, validate_mapping, value_rule
 from ssmred_app.trainer import RunResult, environment, train_run
@@ -311,7 +312,7 @@ def cache_key(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
     """
     if not isinstance(cfg, RunConfig):
         cfg = parse_config(dict(cfg))
-    d = config_to_dict(cfg)
+    d = _drop_other_families(config_to_dict(cfg))
     d.pop("name", None)
     d.pop("out", None)
     name = cfg.method.resolved(cfg.compression)
@@ -380,7 +381,11 @@ def _key_difference(stored: Any, cfg: RunConfig) -> str:
         old = cache_key(stored)
     except ConfigError:
         return "its stored configuration is not valid any more"
-    new = cache_key(cfg)
+    return _difference(old, cache_key(cfg))
+
+
+def _difference(old: Mapping[str, Any], new: Mapping[str, Any], most: int = 4) -> str:
+    """``key: old -> new`` for the first ``most`` dotted keys whose values differ."""
 
     def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -390,7 +395,7 @@ def _key_difference(stored: Any, cfg: RunConfig) -> str:
 
     a, b = flat(old), flat(new)
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
-    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:4]) + (" ..." if len(keys) > 4 else "")
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys[:most]) + (" ..." if len(keys) > most else "")
 
 
 def _mtime(path: Path) -> float | None:
@@ -621,11 +626,33 @@ def _locked(out: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def _base_key(cfg: RunConfig) -> dict[str, Any]:
+#: the family option sections of ``model`` (``model.s4d`` ...): only ``model.layer``'s is read
+FAMILY_SECTIONS = tuple(n for n in typing.get_args(LayerName) if n in ModelConfig.model_fields)
+
+
+def _drop_other_families(d: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the option section of the family ``model.layer`` names (the others are not read)."""
+    model = d.get("model", {})
+    for family in FAMILY_SECTIONS:
+        if family != model.get("layer"):
+            model.pop(family, None)
+    return d
+
+
+def _base_key(cfg: RunConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """What every run of one experiment shares (data, model, optim, top-level keys), as plain data.
+
+    A stored key is parsed again, so options added later with their default compare equal.
+    """
+    if not isinstance(cfg, RunConfig):
+        try:
+            cfg = parse_config(dict(cfg))
+        except ConfigError:
+            return dict(cfg)
     d = config_to_dict(cfg)
     for k in ("name", "seed", "out", "compression", "method"):
         d.pop(k, None)
-    return d
+    return _drop_other_families(d)
 
 
 def _read_index(out: Path) -> dict[str, Any]:
@@ -660,10 +687,10 @@ def _open_index(out: Path, spec: ExperimentSpec, argv: Sequence[str] | None) -> 
     with _locked(out):
         index = _read_index(out)
         key = _base_key(spec.base)
-        if index["base"] is not None and index["base"] != key:
+        if index["base"] is not None and (stored := _base_key(index["base"])) != key:
             raise ConfigError(
-                f"{out}: holds an experiment of another base configuration (data, model, optim or top-level keys "
-                "differ); choose another --out"
+                f"{out}: holds an experiment of another base configuration ({_difference(stored, key)}); "
+                "choose another --out"
             )
         index["base"] = key
         index["invocations"].append(

@@ -298,6 +298,35 @@ def test_cache_key_names_the_teacher_file_not_its_spelling(tmp_path, monkeypatch
     assert cache_key(relative) != cache_key(other)
 
 
+def test_keys_ignore_other_families_sections_and_later_defaults() -> None:
+    from ssmred_app.config import config_to_dict
+    from ssmred_app.experiment import _base_key, cache_key
+
+    lru = _cfg()
+    other = _cfg(model={**TINY["model"], "s5": {"blocks": 2}, "mamba": {"expand": 3}})
+    assert cache_key(lru) == cache_key(other)
+    assert _base_key(lru) == _base_key(other)
+    s5 = _cfg(model={**TINY["model"], "layer": "s5", "d_state": 12})
+    assert _base_key(s5) != _base_key(_cfg(model={**TINY["model"], "layer": "s5", "d_state": 12, "s5": {"blocks": 2}}))
+    stored = config_to_dict(s5)  # as written by an older version that had no s5.clip_eigs option
+    del stored["model"]["s5"]["clip_eigs"]
+    assert _base_key(stored) == _base_key(s5)
+    assert cache_key(stored) == cache_key(s5)
+
+
+def test_an_experiment_folder_of_another_base_names_the_difference(tmp_path) -> None:
+    from ssmred_app.config import ConfigError
+    from ssmred_app.experiment import _open_index, parse_experiment
+
+    def spec(d_model: int):
+        return parse_experiment({**TINY, "model": {**TINY["model"], "d_model": d_model}, "experiment": {}})
+
+    _open_index(tmp_path, spec(4), ["first"])
+    _open_index(tmp_path, spec(4), ["again"])  # the same base: accepted, the invocation logged
+    with pytest.raises(ConfigError, match=r"another base configuration \(model.d_model: 4 -> 6\)"):
+        _open_index(tmp_path, spec(6), ["other"])
+
+
 def test_a_stale_cached_run_is_named_not_retrained_over(tmp_path) -> None:
     from ssmred_app.config import ConfigError, config_to_dict
     from ssmred_app.experiment import train_cached
