@@ -1,8 +1,10 @@
 """Time the README's main job: ``ssmred demo`` (and ``--quick``) end to end, as a user runs it.
 
 Usage: ``python benchmarks/demo.py [--repeats K] [--skip-full]``. Prints wall and CPU time (children)
-per run, their medians, and whether the budgets of issue 5 hold (full <= 600 s, quick <= 60 s on
-2 CPU cores). Each run writes to a fresh temporary folder.
+per run, their medians, and whether the budgets hold on 2 CPU cores (full demo <= 300 s, issue 14;
+``--quick`` <= 60 s). Under load the wall time is the machine's, not the demo's: the CPU time of the
+children is printed next to it and judged against the same budget (the demo's runs are single-threaded).
+Each run writes to a fresh temporary folder.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def main() -> int:
     parser.add_argument("--skip-full", action="store_true", help="time only --quick")
     args = parser.parse_args()
     print(f"ssmred demo timing; {os.cpu_count()} cores; load average at start {os.getloadavg()}")
-    cases = [("demo --quick", ["--quick"], 60.0)] + ([] if args.skip_full else [("demo", [], 600.0)])
+    cases = [("demo --quick", ["--quick"], 60.0)] + ([] if args.skip_full else [("demo", [], 300.0)])
     for name, extra, budget in cases:
         walls, cpus = [], []
         for _ in range(args.repeats):
@@ -54,9 +56,13 @@ def main() -> int:
             cpus.append(cpu)
             print(f"  {name:14s} wall {wall:7.1f} s   cpu {cpu:7.1f} s")
         med = statistics.median(walls)
-        verdict = "PASS" if med <= budget else "MISS"
         cpu_med = statistics.median(cpus)
-        print(f"{name:16s} median wall {med:7.1f} s (budget {budget:.0f} s): {verdict}; median cpu {cpu_med:.1f} s")
+        verdict = "PASS" if med <= budget else "MISS"
+        cpu_verdict = "PASS" if cpu_med <= budget else "MISS"
+        print(
+            f"{name:16s} median wall {med:7.1f} s (budget {budget:.0f} s): {verdict}; "
+            f"median cpu {cpu_med:.1f} s: {cpu_verdict}"
+        )
     print(f"load average at end {os.getloadavg()}")
     return 0
 
