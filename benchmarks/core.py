@@ -361,6 +361,66 @@ def lru_part(sizes: Sequence[int], channels: int, repeats: int, budget: float, s
     return "\n".join(text), ok
 
 
+# --------------------------------------------------------------------------------------- profile
+def profile_part(sizes: Sequence[int], ms: Sequence[int], seed: int) -> str:
+    """Process-CPU split of one ``bt`` call at 1 BLAS thread: AB09AD, the same Fortran chain, ours.
+
+    The chain is what ``balanced_truncation`` runs on the SLICOT path, called directly: TB01ID scaling,
+    LAPACK DGEES (scipy) and AB09AX on the Schur form; the rest of ours is Python (validation, thread
+    limits, I/O scaling, accuracy checks, projections, result objects).
+    """
+    from ssmred.backends import scipy as scipy_backend
+    from ssmred.backends import slycot as slycot_backend
+
+    header = ["n", "m=p", "calls", "ab09ad cpu", "Fortran chain", "/ab", "ours bt", "/ab", "ours hsv", "/ab",
+              "Python in bt"]  # fmt: skip
+    rows = []
+    with threadpool_limits(limits=1):
+        for n in sizes:
+            for m in ms:
+                sys_ = ssmred.random_stable(n, m, m, rng=seed)
+                A, B, C = sys_.A, sys_.B, sys_.C
+                r = max(n // 10, 1)
+
+                def chain(A=A, B=B, C=C, r=r) -> object:
+                    As, Bs, Cs, _ = slycot_backend.balance(A, B, C, check=False)
+                    T, Z, _ = scipy_backend.real_schur(As)
+                    return slycot_backend.sr_projections(T, Z.T @ Bs, Cs @ Z, discrete=False, order=r, check=False)
+
+                tasks: dict[str, Callable[[], Any]] = {
+                    "ab": lambda A=A, B=B, C=C, r=r: ab09ad(A, B, C, discrete=False, nr=r),
+                    "chain": chain,
+                    "bt": lambda s=sys_, r=r: balanced_truncation(s, r),
+                    "hsv": lambda s=sys_: hankel_singular_values(s),
+                }
+                calls = max(5, min(300, int(3e5 / n**2)))
+                cpu = {k: [] for k in tasks}
+                for f in tasks.values():
+                    f()
+                for _ in range(calls):
+                    for k, f in tasks.items():
+                        c0 = time.process_time()
+                        f()
+                        cpu[k].append(time.process_time() - c0)
+                med = {k: statistics.median(v) for k, v in cpu.items()}
+                rel = {k: f"{med[k] / med['ab']:.2f}" for k in ("chain", "bt", "hsv")}
+                rows.append(
+                    [str(n), str(m), str(calls), fmt_t(med["ab"]), fmt_t(med["chain"]), rel["chain"],
+                     fmt_t(med["bt"]), rel["bt"], fmt_t(med["hsv"]), rel["hsv"],
+                     fmt_t(max(med["bt"] - med["chain"], 0.0))]
+                )  # fmt: skip
+                print(f"  .. profile n={n} m={m} done", file=sys.stderr, flush=True)
+    return "\n".join(
+        [
+            "3. Per-call profile, 1 BLAS thread, CT, process CPU time (median of 'calls', interleaved):",
+            "   Fortran chain = TB01ID + DGEES + AB09AX called directly (the LAPACK/SLICOT work of ours 'bt');",
+            "   Python in bt = ours bt - Fortran chain",
+            "",
+            table(header, rows),
+        ]
+    )
+
+
 # --------------------------------------------------------------------------------------- main
 def environment() -> str:
     cpu = platform.processor() or "?"
@@ -412,6 +472,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--settings", default="default,1", help="thread settings to run, in order (default 'default,1')")
     p.add_argument("--budget", type=float, default=None, help="seconds per row after which repeats stop (default 30)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", type=parse_ints, default=None,
+                   help="also print the per-call CPU split (AB09AD, its Fortran chain, ours) for these n")  # fmt: skip
     args = p.parse_args(argv)
     if slycot is None:
         print(f"{HEADER}: slycot is not installed; install ssmred[slycot]", file=sys.stderr)
@@ -442,6 +504,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         lru_text, ok2 = lru_part(lru_sizes, channels, repeats, budget, args.seed, settings)
         print(lru_text)
+    if args.profile:
+        print()
+        print(profile_part(args.profile, ms, args.seed))
     print()
     print(f"total {time.perf_counter() - t_start:.0f}s; load average at end {loadavg()}")
     print("accuracy: all checks within spec" if ok1 and ok2 else "accuracy: SOME CHECKS FAILED (see 'WRONG')")
