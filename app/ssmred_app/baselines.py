@@ -137,8 +137,7 @@ def posthoc_run(
         torch.set_num_threads(cfg.threads)
     src = Path(source)
     src_result = json.loads((src / "result.json").read_text())
-    src_result.pop("mean_final_dim", None)
-    base = RunResult(**src_result)
+    base = RunResult.from_dict(src_result)
     model_file = source_model_file(src, cfg.optim.epochs)
     data = data if data is not None else load_dataset(cfg.data)
     wall0 = time.perf_counter()
@@ -211,7 +210,6 @@ def posthoc_cached(
         d = json.loads(done.read_text())
         meta = json.loads(info.read_text())
         if same(d.get("config"), cfg) and meta.get("source_digest") == _digest(model_file):
-            d.pop("mean_final_dim", None)
             log(f"[{cfg.name}] already finished: {done}")
-            return RunResult(**d)
+            return RunResult.from_dict(d)
     return posthoc_run(cfg, source, out, data=data, log=log)

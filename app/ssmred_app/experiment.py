@@ -365,9 +365,8 @@ def train_cached(
     if done.is_file():
         d = json.loads(done.read_text())
         if _same_run(d.get("config"), cfg):
-            d.pop("mean_final_dim", None)
             log(f"[{cfg.name}] already finished: {done}")
-            return RunResult(**d)
+            return RunResult.from_dict(d)
         raise ConfigError(
             f"{out}: holds a finished run of a different configuration ({_key_difference(d.get('config'), cfg)}); "
             "delete that folder to train it again with this configuration, or choose another --out"
@@ -717,7 +716,6 @@ def _indexed_runs(out: Path) -> tuple[list[_Run], list[dict[str, Any]]]:
         if not done.is_file():
             continue
         d = json.loads(done.read_text())
-        d.pop("mean_final_dim", None)
         timing = {}
         with contextlib.suppress(FileNotFoundError, ValueError):
             timing = json.loads((folder / "timing.json").read_text())
@@ -726,7 +724,7 @@ def _indexed_runs(out: Path) -> tuple[list[_Run], list[dict[str, Any]]]:
                 meta["variant"],
                 meta["group"],
                 int(meta["seed"]),
-                RunResult(**d),
+                RunResult.from_dict(d),
                 meta["level"],
                 meta["method"],
                 str(folder),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -76,6 +77,16 @@ class RunResult:
     def mean_final_dim(self) -> float:
         """Mean final state size over layers."""
         return float(np.mean(self.final_dims)) if self.final_dims else float("nan")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunResult:
+        """The result stored by :meth:`to_dict`, by this or another version of ssmred.
+
+        Derived entries (``mean_final_dim``) and fields this version does not know (written by a newer
+        one) are left out; fields added since the file was written take their defaults.
+        """
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain mapping, with ``mean_final_dim`` added."""

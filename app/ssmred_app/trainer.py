@@ -304,8 +304,7 @@ class Trainer:
         self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
         self._epoch_stats = dict(extra["epoch_stats"])
         restored = json.loads(extra["result"])
-        restored.pop("mean_final_dim", None)
-        self.result = RunResult(**restored)
+        self.result = RunResult.from_dict(restored)
         self.result.config = config_to_dict(self.cfg)
         rngs = extra.get("torch_rng_ranks") if self.dist is not None else None
         self.torch.set_rng_state((rngs[self.dist.rank] if rngs else extra["torch_rng"]).cpu())

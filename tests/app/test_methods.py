@@ -389,3 +389,14 @@ def test_real_output_hsvs_are_the_cores_hsvs_of_the_real_system() -> None:
     np.testing.assert_allclose(ours, core, rtol=0, atol=1e-12 * core[0])
     assert real_output_orders(model, fraction(0.5)) == [5]  # 10 of 20 real states = 5 complex ones
     assert real_output_orders(model, rank(3)) == [3]  # an explicit order is in complex states
+
+
+def test_run_results_of_other_versions_load() -> None:
+    from ssmred_app.runresult import RunResult
+
+    stored = RunResult(name="a", config={}, test_acc=91.0, final_dims=[3, 2]).to_dict()
+    newer = {**stored, "field_of_a_newer_version": 1}
+    older = {k: v for k, v in stored.items() if k != "world_size"}
+    assert RunResult.from_dict(newer) == RunResult.from_dict(stored) == RunResult.from_dict(older)
+    assert RunResult.from_dict(older).world_size == 1
+    assert RunResult.from_dict(stored).mean_final_dim == 2.5
