@@ -3,7 +3,10 @@
 Run ``python benchmarks/core.py`` with the default environment (no ``OPENBLAS_NUM_THREADS``): every
 measurement is taken twice in one run, first with the BLAS thread pools at their defaults (what a user
 gets), then with every pool limited to one thread (threadpoolctl, around ours and SLICOT alike).
-``--quick`` is a seconds-long smoke run.
+``--quick`` is a seconds-long smoke run; ``--repeats-large K`` sets the repeats of the n >= 1000 rows (one is
+enough on a loaded machine, where AB09AD with the default pools takes minutes per call there);
+``--profile 20,50,...`` adds a per-call process-CPU split at 1 thread (AB09AD, the same TB01ID + DGEES + AB09AX
+chain called directly, ours; the rest of ours is Python).
 
 1. Dense random real systems ``ssmred.random_stable(n, m, m, dt=..., rng=seed)``, n in {20, 50, 100, 300,
    1000}, m = p in {1, 4}, CT and DT. Tasks, all against one AB09AD call (``slycot.ab09ad(dico, 'B', 'S',
@@ -380,7 +383,9 @@ def profile_part(sizes: Sequence[int], ms: Sequence[int], seed: int) -> str:
             for m in ms:
                 sys_ = ssmred.random_stable(n, m, m, rng=seed)
                 A, B, C = sys_.A, sys_.B, sys_.C
-                r = max(n // 10, 1)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r = min(max(n // 10, 1), numerical_rank(ab09ad(A, B, C, discrete=False, nr=n)[4]))
 
                 def chain(A=A, B=B, C=C, r=r) -> object:
                     As, Bs, Cs, _ = slycot_backend.balance(A, B, C, check=False)
