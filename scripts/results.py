@@ -52,6 +52,8 @@ PAPER_CALLS = [
     [],
     ["experiment.methods=[compressm,scratch,bt_init_matched,bt_init]", "experiment.taus=[0.1]"],
 ]
+#: the paper shape's headline comparison (CompreSSM vs scratch vs BT-init at every level) on more seeds
+CORE_CALL = ["experiment.methods=[compressm,scratch,bt_init_matched]", "experiment.taus=[0.04,0.1,0.2]"]
 #: the default shape (the earlier campaign's protocol, seeds 0-4) runs the first 5 seeds only
 DEFAULT_SEEDS = 5
 DEFAULT_CALLS = [
@@ -281,6 +283,32 @@ def summary(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     return out
 
 
+def ranking(name: str, shape: str, m: dict[str, Any]) -> list[str]:
+    """Per level: every method at CompreSSM's final size (BT-init by its own rule excluded), by mean test
+    accuracy, with its training CPU time relative to CompreSSM's.
+    """
+    out = []
+    for level in _levels(m):
+        comp = _row(m, f"CompreSSM {level}")
+        if comp is None:
+            continue
+        size = comp["final_dim_mean"]
+        same_size = [r for r in m["table"] if r["level"] == level and abs(r["final_dim_mean"] - size) <= 0.05 * size]
+        if len(same_size) < 3:
+            continue
+        same_size.sort(key=lambda r: -r["test_acc_mean"])
+        out.append(
+            f"- {name} {shape} {level} (n → {comp['final_dim_mean']:g}): "
+            + ", ".join(
+                f"{'**' if r is comp else ''}{r['variant'].replace(f' {level}', '')} {r['test_acc_mean']:.1f} %"
+                f"{'**' if r is comp else ''} ({r['train_cpu_mean_s'] / comp['train_cpu_mean_s']:.1f}×, "
+                f"{r['seeds']} seeds)"
+                for r in same_size
+            )
+        )
+    return out
+
+
 def section(name: str, shape: str, m: dict[str, Any], out: Path, fig_dir: Path, config: str) -> list[str]:
     """The per-experiment section of the page."""
     cfg = m["config"]
@@ -324,6 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         default=["paper", "default"],
         help="train only these shapes (the page reports every shape on disk)",
     )
+    ap.add_argument(
+        "--core-seeds",
+        type=int,
+        nargs="*",
+        default=[6, 7, 8, 9],
+        help="extra seeds for the paper shape's CompreSSM / scratch / BT-init matched runs (the paired tests)",
+    )
     ap.add_argument("--report-only", action="store_true", help="train nothing; report the runs on disk")
     args = ap.parse_args(argv)
     out, doc_path = Path(args.out), Path(args.doc)
@@ -339,12 +374,18 @@ def main(argv: list[str] | None = None) -> int:
             config = Path(args.configs) / pattern.format(d=name)
             folder = out / f"{name}-{shape}"
             m = None
-            for overrides in calls:
+            planned = [(o, None) for o in calls] + ([(CORE_CALL, args.core_seeds)] if shape == PAPER[0] else [])
+            for overrides, extra_seeds in planned:
                 spec = load_experiment(config, overrides)
                 if not args.report_only and shape.split("-")[0] in args.shapes:
                     import dataclasses
 
-                    seeds = list(args.seeds) if shape == PAPER[0] else list(args.seeds)[:DEFAULT_SEEDS]
+                    if extra_seeds is not None:
+                        seeds = list(extra_seeds)
+                    else:
+                        seeds = list(args.seeds) if shape == PAPER[0] else list(args.seeds)[:DEFAULT_SEEDS]
+                    if not seeds:
+                        continue
                     spec = dataclasses.replace(spec, seeds=seeds)
                     m = run_experiment(spec, folder, progress=False, log=log, title=f"{name}, {shape}")
             if m is None:
@@ -401,6 +442,13 @@ def main(argv: list[str] | None = None) -> int:
         "## Summary",
         "",
         *summary(results),
+        "",
+        "### Every method at CompreSSM's size",
+        "",
+        "Mean test accuracy at the same final size as CompreSSM, best first; in parentheses the training CPU time "
+        "relative to CompreSSM's (post-training methods include the full training) and the number of seeds:",
+        "",
+        *[line for (name, shape), m in results.items() for line in ranking(name, shape, m)],
         "",
         "## The regime map",
         "",
