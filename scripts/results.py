@@ -280,6 +280,32 @@ def summary(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
                 else ""
             )
         )
+    beaten = []
+    for (name, shape), m in results.items():
+        for level in _levels(m):
+            comp = _row(m, f"CompreSSM {level}")
+            if comp is None:
+                continue
+            size = comp["final_dim_mean"]
+            rivals = [
+                r
+                for r in m["table"]
+                if r["level"] == level
+                and r is not comp
+                and abs(r["final_dim_mean"] - size) <= 0.05 * size
+                and r["test_acc_mean"] > comp["test_acc_mean"] + 1.0
+            ]
+            for r in rivals:
+                beaten.append(
+                    f"{r['variant']} at {name} {shape} ({r['test_acc_mean']:.1f} % vs {comp['test_acc_mean']:.1f} %, "
+                    f"{r['train_cpu_mean_s'] / comp['train_cpu_mean_s']:.1f}× CompreSSM's CPU time)"
+                )
+    if beaten:
+        out.append(
+            "- **More accurate than CompreSSM at its size by more than a point** (means; see the ranking below): "
+            + "; ".join(beaten)
+            + "."
+        )
     return out
 
 
@@ -408,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Results: CompreSSM against every baseline, and the regime where it wins",
         "",
-        f"Produced by `make results` (`python scripts/results.py --seeds {' '.join(map(str, args.seeds))}`): "
+        f"Produced by `make results` (`python scripts/results.py --seeds {' '.join(map(str, args.seeds))} "
+        f"--core-seeds {' '.join(map(str, args.core_seeds))}`): "
         f"{len(trained)} training runs (plus {len(runs) - len(trained)} post-training cuts of finished runs), "
         f"{cpu / 60:.0f} min of single-threaded training CPU time in total, {wall / 3600:.1f} h of wall time summed "
         f"over runs (finished runs are reused when the script is run again). torch {env.get('torch')}, "
