@@ -16,9 +16,9 @@ What it runs (``ssmred experiment`` under the hood, one folder per data set and 
 
 Measured cost with the defaults (6 seeds, 4 more for the paper shape's CompreSSM / scratch / BT-init
 matched runs, ``--core-seeds``): 404 training runs plus 72 post-training cuts, 110 min of single-threaded
-training CPU time (the page states the measured total); on a shared 2-core machine the wall time is several times that. Run several
-copies with disjoint ``--seeds`` to use more cores: runs are locked and cached per folder, and the last
-call writes the page over everything on disk.
+training CPU time (the page states the measured total); on a shared 2-core machine the wall time is
+several times that. Run several copies with disjoint ``--seeds`` to use more cores: runs are locked and
+cached per folder, and the last call writes the page over everything on disk.
 """
 
 from __future__ import annotations
