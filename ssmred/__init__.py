@@ -21,6 +21,7 @@ from ssmred.construct import random_stable as random_stable
 from ssmred.discretize import discretize as discretize
 from ssmred.errors import AccuracyWarning as AccuracyWarning
 from ssmred.errors import BackendUnavailableError as BackendUnavailableError
+from ssmred.errors import DiagonalizationError as DiagonalizationError
 from ssmred.errors import DimensionError as DimensionError
 from ssmred.errors import NotStableError as NotStableError
 from ssmred.gramians import GramianFactors as GramianFactors
@@ -46,6 +47,7 @@ from ssmred.tracking import rank_stability as rank_stability
 from ssmred.tracking import tail_energy as tail_energy
 from ssmred.tracking import track_hsvs as track_hsvs
 from ssmred.transforms import conj_augment as conj_augment
+from ssmred.transforms import half_states_from_real as half_states_from_real
 from ssmred.transforms import spectral_split as spectral_split
 
 try:
@@ -57,12 +59,14 @@ __all__ = [
     "blas_threads",
     "spectral_split",
     "conj_augment",
+    "half_states_from_real",
     "discretize",
     "minimal_realization",
     "AccuracyWarning",
     "BTResult",
     "BackendUnavailableError",
     "BalancedTruncation",
+    "DiagonalizationError",
     "DimensionError",
     "GramianFactors",
     "HSVPerturbation",

@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AccuracyWarning",
     "BackendUnavailableError",
+    "DiagonalizationError",
     "DimensionError",
     "NotStableError",
 ]
@@ -20,6 +21,14 @@ class DimensionError(ValueError):
 
 class NotStableError(ValueError):
     """The system is not asymptotically stable, so Gramians / HSVs / H-infinity norms are undefined."""
+
+
+class DiagonalizationError(ValueError):
+    """A state matrix could not be brought to (or back to) a diagonal form.
+
+    Raised when its eigenvector matrix is singular (a defective matrix) or so ill-conditioned that the
+    diagonal realization would not reproduce the transfer function.
+    """
 
 
 class BackendUnavailableError(ImportError):

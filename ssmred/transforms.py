@@ -1,15 +1,17 @@
-r"""Structure-changing transformations: conjugate augmentation and spectral (alpha-stable) splitting."""
+r"""Structure-changing transformations: conjugate augmentation, conjugate half-states, spectral splitting."""
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import numpy as np
 import scipy.linalg as spla
 
+from ssmred.errors import DiagonalizationError
 from ssmred.statespace import StateSpace
 
-__all__ = ["SpectralSplit", "conj_augment", "spectral_split"]
+__all__ = ["SpectralSplit", "conj_augment", "half_states_from_real", "spectral_split"]
 
 
 def conj_augment(sys: StateSpace) -> StateSpace:
@@ -115,3 +117,77 @@ def spectral_split(sys: StateSpace, alpha: float) -> SpectralSplit:
     inner = StateSpace(A11, B1, C[:, :k], dt=sys.dt)
     outer = StateSpace(A22, B[k:], C2, sys.D, dt=sys.dt)
     return SpectralSplit(inner, outer)
+
+
+def half_states_from_real(
+    A: np.ndarray, B: np.ndarray, C: np.ndarray, *, max_condition: float = 1e8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""A conjugate half-state realization of a real system: :math:`G(z) = 2\,\mathrm{Re}`-part of ``(mu, B, C)``.
+
+    With :math:`A = V\mathrm{diag}(\mu)V^{-1}` (LAPACK's real ``geev``: complex eigenvalues come in exact
+    conjugate pairs with conjugate eigenvectors), :math:`B_d = V^{-1}B`, :math:`C_d = CV`, the modes are
+    kept as follows: of each pair :math:`(\mu, \bar\mu)` the member with :math:`\mathrm{Im}\,\mu > 0`
+    with its :math:`(b, c)`; a real pole with its :math:`b` and **half** its :math:`c`. Then for real
+    inputs
+
+    .. math::
+
+        C(zI - A)^{-1}B = \sum_k \frac{c_k b_k^T}{z - \mu_k} + \frac{\bar c_k \bar b_k^T}{z - \bar\mu_k},
+
+    i.e. the real system is the output :math:`2\,\mathrm{Re}(C_h x)` of the half-state system.
+
+    Parameters
+    ----------
+    A
+        Real state matrix ``(n, n)``.
+    B
+        Real input matrix ``(n, m)``.
+    C
+        Real output matrix ``(p, n)``.
+    max_condition
+        Largest accepted 1-norm condition number of the eigenvector matrix.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(mu, B_h, C_h)``, complex128, shapes ``(s,)``, ``(s, m)``, ``(p, s)`` with ``s`` the number of
+        pairs plus the number of real poles.
+
+    Raises
+    ------
+    DiagonalizationError
+        If ``A`` is defective or its eigenvector matrix too ill-conditioned.
+
+    Examples
+    --------
+    >>> A = np.array([[0.5, -0.2, 0.0], [0.2, 0.5, 0.0], [0.0, 0.0, -0.3]])
+    >>> mu, Bh, Ch = half_states_from_real(A, np.ones((3, 1)), np.ones((1, 3)))
+    >>> np.round(mu, 6).tolist()
+    [(0.5+0.2j), (-0.3+0j)]
+    """
+    A = np.asarray(A, dtype=np.float64)
+    B = np.asarray(B, dtype=np.float64)
+    C = np.asarray(C, dtype=np.float64)
+    mu, V = spla.eig(A)
+    cond = np.inf
+    if np.all(np.isfinite(V)):
+        try:  # a nearly singular V is the case being diagnosed: its condition number is the report
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", spla.LinAlgWarning)
+                cond = float(spla.norm(V, 1) * spla.norm(spla.inv(V), 1))
+        except spla.LinAlgError:
+            cond = np.inf
+        cond = cond if np.isfinite(cond) else np.inf
+    if not np.isfinite(cond) or cond > max_condition:
+        raise DiagonalizationError(
+            f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = {max_condition:.3g}"
+        )
+    Bd = spla.solve(V, B.astype(np.complex128))
+    Cd = C.astype(np.complex128) @ V
+    upper = mu.imag > 0
+    real = mu.imag == 0
+    if int(upper.sum()) != int((mu.imag < 0).sum()):  # cannot happen for LAPACK's real geev
+        raise DiagonalizationError("the eigenvalues of the real state matrix are not closed under conjugation")
+    keep = upper | real
+    Ch = Cd[:, keep] * np.where(real[keep], 0.5, 1.0)[None, :]
+    return mu[keep].copy(), Bd[keep].copy(), Ch

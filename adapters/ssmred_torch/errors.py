@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from ssmred.errors import AccuracyWarning
+from ssmred.errors import AccuracyWarning, DiagonalizationError
 
 __all__ = ["CheckpointError", "DiagonalizationError", "ReductionWarning"]
-
-
-class DiagonalizationError(ValueError):
-    """A state matrix could not be brought back to the diagonal LRU form.
-
-    Raised when the eigenvector matrix of a (reduced) state matrix is singular (defective matrix) or
-    so ill-conditioned that the diagonal realization would not reproduce the transfer function.
-    """
 
 
 class ReductionWarning(AccuracyWarning):

@@ -26,11 +26,9 @@ require("jax")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import scipy.linalg as spla  # noqa: E402
 from jax import lax  # noqa: E402
 
-from ssmred_jax.errors import DiagonalizationError  # noqa: E402
+from ssmred.transforms import half_states_from_real  # noqa: E402  (the adapters' shared host step)
 
 __all__ = [
     "DISCRETIZATIONS",
@@ -183,65 +181,3 @@ def continuous_from_discrete(
         unstable = unstable | ~(jnp.isfinite(a.real) & jnp.isfinite(a.imag))
         return a, phi, unstable
     raise ValueError(f"discretization must be one of 'zoh', 'bilinear'; got {method!r}")
-
-
-def half_states_from_real(
-    A: np.ndarray, B: np.ndarray, C: np.ndarray, *, max_condition: float = 1e8
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    r"""A conjugate half-state realization of a real system (host; the torch adapter's function).
-
-    Of each conjugate pair of eigenvalues the member with :math:`\mathrm{Im}\,\mu > 0` is kept with its
-    :math:`(b, c)`; a real pole with its :math:`b` and half its :math:`c`, so that the real system is the
-    output :math:`2\,\mathrm{Re}(C_h x)` of the half-state system.
-
-    Parameters
-    ----------
-    A
-        Real state matrix ``(n, n)``.
-    B
-        Real input matrix ``(n, m)``.
-    C
-        Real output matrix ``(p, n)``.
-    max_condition
-        Largest accepted 1-norm condition number of the eigenvector matrix.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(mu, B_h, C_h)``, complex128.
-
-    Raises
-    ------
-    DiagonalizationError
-        If ``A`` is defective or its eigenvector matrix too ill-conditioned.
-
-    Examples
-    --------
-    >>> A = np.array([[0.5, -0.2, 0.0], [0.2, 0.5, 0.0], [0.0, 0.0, -0.3]])
-    >>> mu, Bh, Ch = half_states_from_real(A, np.ones((3, 1)), np.ones((1, 3)))
-    >>> np.round(mu, 6).tolist()
-    [(0.5+0.2j), (-0.3+0j)]
-    """
-    A = np.asarray(A, dtype=np.float64)
-    B = np.asarray(B, dtype=np.float64)
-    C = np.asarray(C, dtype=np.float64)
-    mu, V = spla.eig(A)
-    cond = np.inf
-    if np.all(np.isfinite(V)):
-        try:
-            cond = float(spla.norm(V, 1) * spla.norm(spla.inv(V), 1))
-        except spla.LinAlgError:
-            cond = np.inf
-    if not np.isfinite(cond) or cond > max_condition:
-        raise DiagonalizationError(
-            f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = {max_condition:.3g}"
-        )
-    Bd = spla.solve(V, B.astype(np.complex128))
-    Cd = C.astype(np.complex128) @ V
-    upper = mu.imag > 0
-    real = mu.imag == 0
-    if int(upper.sum()) != int((mu.imag < 0).sum()):
-        raise DiagonalizationError("the eigenvalues of the real state matrix are not closed under conjugation")
-    keep = upper | real
-    Ch = Cd[:, keep] * np.where(real[keep], 0.5, 1.0)[None, :]
-    return mu[keep].copy(), Bd[keep].copy(), Ch
