@@ -478,25 +478,29 @@ class ScheduledSelection(Method):
         self.served = 0
 
     def _cut(self, trainer: Any, k: int, acc_before: float | None) -> tuple[dict[str, Any], Any]:
-        from ssmred_torch import apply_reduction_
+        from ssmred_torch import apply_reduction_, decide
         from ssmred_torch.plans import plan_selection
 
         model = trainer.model
-        if self.cut_orders is not None:
-            raw = list(self.cut_orders[k])
-            orders = [min(n, max(r, self.min_order)) for r, n in zip(raw, _sizes(model), strict=True)]
-        else:
-            raw, orders = rule_orders(model, self.mode, hsv=self.hsv, min_order=self.min_order)
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.steps[k], k]))
-        sel = plan_selection(
-            model,
-            orders,
-            keep=self.keep,  # type: ignore[arg-type]
-            basis=self.basis,  # type: ignore[arg-type]
-            rng=rng,
-            gate=self.gate,
-            projections=trainer.optimizer is not None and self.policy == "project",
-        )
+
+        def plan() -> tuple[list[int], Any]:  # under DDP: rank 0 plans, every rank applies (decide)
+            if self.cut_orders is not None:
+                raw = list(self.cut_orders[k])
+                orders = [min(n, max(r, self.min_order)) for r, n in zip(raw, _sizes(model), strict=True)]
+            else:
+                raw, orders = rule_orders(model, self.mode, hsv=self.hsv, min_order=self.min_order)
+            rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.steps[k], k]))
+            return raw, plan_selection(
+                model,
+                orders,
+                keep=self.keep,  # type: ignore[arg-type]
+                basis=self.basis,  # type: ignore[arg-type]
+                rng=rng,
+                gate=self.gate,
+                projections=trainer.optimizer is not None and self.policy == "project",
+            )
+
+        raw, sel = decide(plan)
         report = apply_reduction_(model, sel.plan, optimizer=trainer.optimizer, optimizer_policy=self.policy)  # type: ignore[arg-type]
         note = (
             [] if self.steps[k] == trainer.step else [f"scheduled step {self.steps[k]} served at step {trainer.step}"]
@@ -634,12 +638,12 @@ class PostTraining(Method):
 
     def finish(self, trainer: Any) -> None:
         """The post-training cut (and fine-tuning), timed into the run's training time."""
-        from ssmred_torch import apply_reduction_
+        from ssmred_torch import apply_reduction_, decide
 
         dims_before = _sizes(trainer.model)
         acc_before = trainer.evaluate("val")
         t0, c0 = time.perf_counter(), time.process_time()
-        planned = self._plan(trainer.model)
+        planned = decide(lambda: self._plan(trainer.model))  # under DDP: rank 0's plan on every rank
         if planned is None:
             return
         sel, raw = planned

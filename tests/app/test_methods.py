@@ -256,6 +256,26 @@ def test_random_method_cuts_to_the_given_sizes_reproducibly(tmp_path: Path, data
     assert a.reductions[0]["layers"][0]["hsv"] == b.reductions[0]["layers"][0]["hsv"]
 
 
+def test_selection_and_post_training_methods_plan_through_decide(tmp_path: Path, data) -> None:
+    """Under DDP every plan must be rank 0's: the baselines' cuts go through ssmred_torch.decide."""
+    from ssmred_app.trainer import train_run
+    from ssmred_torch.reduce import shared_decisions
+
+    decided: list[object] = []
+
+    def hook(thunk):
+        decided.append(value := thunk())
+        return value
+
+    for name, method in (("random", {"name": "random", "cut_orders": [[8], [5]]}), ("post", {"name": "post_bt"})):
+        cfg = _cfg(compression={"mode": "tolerance", "tau": 0.2, "schedule": [0.25, 0.5]}, method=method)
+        before = len(decided)
+        with shared_decisions(hook):
+            result = train_run(cfg, tmp_path / name, data=data, progress=False, log=lambda s: None)
+        assert len(decided) - before == (2 if name == "random" else 1), name
+        assert result.final_dims[0] < result.initial_dims[0]
+
+
 # ---------------------------------------------------------------------------------------------- statistics
 def test_paired_statistics_against_a_hand_computed_example() -> None:
     from ssmred_app.stats import paired
