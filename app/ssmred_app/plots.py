@@ -143,21 +143,63 @@ def plot_state_sizes(runs: Mapping[str, Mapping[str, Any]], path: str | os.PathL
     return _save(fig, path)
 
 
-def _points(ax: Any, points: Sequence[Mapping[str, Any]], xkey: str, xerr: str | None) -> None:
+_MARKERS = "osD^vP*Xh<>p8"
+
+
+def _group_style(k: int, group: str) -> dict[str, Any]:
+    """Colour, marker and weight of the k-th method group, the same in every plot of a report.
+
+    CompreSSM (not its real-HSV variant) is black and drawn on top; the others take distinct tab20
+    colours (dark shades first) and markers, so that up to 20 methods stay apart.
+    """
+    import matplotlib
+
+    main = group.startswith("CompreSSM") and "real" not in group
+    color = "black" if main else matplotlib.colormaps["tab20"]((2 * k % 20 + k // 10) % 20)
+    return {
+        "color": color,
+        "marker": _MARKERS[k % len(_MARKERS)],
+        "ms": 6 if main else 5,
+        "lw": 2.0 if main else 1.1,
+        "zorder": 3 if main else 2,
+    }
+
+
+def _groups(points: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for p in points:
         groups.setdefault(str(p.get("group", p["label"])), []).append(p)
-    for k, (g, ps) in enumerate(groups.items()):
+    return groups
+
+
+def _points(ax: Any, points: Sequence[Mapping[str, Any]], xkey: str, xerr: str | None) -> None:
+    k = 0  # the style index of the frontier plot: the full model is grey and takes none
+    for g, ps in _groups(points).items():
         ps = sorted(ps, key=lambda p: float(p[xkey]))
-        color = _COLORS[k % len(_COLORS)]
+        if g == "full":
+            st = {"color": "0.4", "marker": "s", "ms": 6, "lw": 1.2, "zorder": 3}
+        else:
+            st, k = _group_style(k, g), k + 1
         xs = [p[xkey] for p in ps]
         ys = [100 * p["acc"] for p in ps]
         yerr = [100 * p.get("acc_std", 0.0) for p in ps]
         xe = [p.get(xerr, 0.0) for p in ps] if xerr else None
-        ax.errorbar(xs, ys, yerr=yerr, xerr=xe, fmt="o-" if len(ps) > 1 else "o", color=color, capsize=3, label=g)
+        ax.errorbar(
+            xs,
+            ys,
+            yerr=yerr,
+            xerr=xe,
+            fmt=st["marker"] + ("-" if len(ps) > 1 else ""),
+            color=st["color"],
+            ms=st["ms"],
+            lw=st["lw"],
+            zorder=st["zorder"],
+            capsize=3,
+            label=g,
+        )
         for p, x, y in zip(ps, xs, ys, strict=True):
             if p.get("note"):
-                ax.annotate(p["note"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+                ax.annotate(p["note"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=6, color=st["color"])
 
 
 def plot_acc_vs_dim(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[str]) -> Path:
@@ -206,13 +248,24 @@ def plot_acc_vs_time(points: Sequence[Mapping[str, Any]], path: str | os.PathLik
     pathlib.Path
         The file written.
     """
-    fig = _figure(figsize=(6.0, 3.8))
+    many = len(_groups(points)) > 6
+    fig = _figure(figsize=(8.4 if many else 6.0, 4.2 if many else 3.8))
     ax = fig.subplots()
     _points(ax, points, "time", "time_std")
+    times = [float(p["time"]) for p in points if p["time"] and p["time"] > 0]
+    if times and max(times) > 4 * min(times):  # spans of 10x and more: a log axis keeps the cheap runs apart
+        ax.set_xscale("log")
+        lo, hi = min(times) / 1.5, max(times) * 1.5
+        ticks = [m * 10.0**e for e in range(-2, 6) for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter("")
     ax.set_xlabel("training CPU time (s; optimizer steps + reductions)")
     ax.set_ylabel("test accuracy (%)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    if many:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -286,15 +339,9 @@ def plot_frontier(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
     pathlib.Path
         The file written.
     """
-    import matplotlib
-
     fig = _figure(figsize=(12.0, 4.6))
     axes = fig.subplots(1, 2)
-    groups: dict[str, list[Mapping[str, Any]]] = {}
-    for p in points:
-        groups.setdefault(str(p.get("group", p["label"])), []).append(p)
-    cmap = matplotlib.colormaps["tab20"]
-    markers = "osD^vP*Xh<>p8"
+    groups = _groups(points)
     full = groups.get("full", [None])[0]
     top = 100 * full["acc"] if full else max(100 * p["acc"] for p in points)
     for ai, ax in enumerate(axes):
@@ -310,20 +357,19 @@ def plot_frontier(points: Sequence[Mapping[str, Any]], path: str | os.PathLike[s
             if ai == 1 and all(100 * p["acc"] < top - 10 for p in ps):
                 k += 1
                 continue
-            main = g.startswith("CompreSSM") and "real" not in g
-            color = "black" if main else cmap((2 * k % 20 + k // 10) % 20)
+            st = _group_style(k, g)
             ax.errorbar(
                 [p["dim"] for p in ps],
                 [100 * p["acc"] for p in ps],
                 yerr=[100 * p.get("acc_std", 0.0) for p in ps],
                 xerr=[p.get("dim_std", 0.0) for p in ps],
-                fmt=markers[k % len(markers)] + "-",
-                color=color,
+                fmt=st["marker"] + "-",
+                color=st["color"],
                 capsize=3,
-                ms=6 if main else 5,
-                lw=2.0 if main else 1.1,
+                ms=st["ms"],
+                lw=st["lw"],
                 label=g,
-                zorder=3 if main else 2,
+                zorder=st["zorder"],
             )
             k += 1
         ax.set_xscale("log", base=2)
