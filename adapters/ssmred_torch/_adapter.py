@@ -59,6 +59,9 @@ __all__ = [
 
 LayerT = TypeVar("LayerT", bound=nn.Module)
 OutputRule = Literal["complex", "real", "two_real"]
+#: gain of each output rule on the analysed systems' output: :math:`y = 2\,\mathrm{Re}(Cx)` doubles
+#: every error bound (and every real-output HSV) of the systems
+OUTPUT_GAIN: dict[str, float] = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
 
 
 class ReductionRefused(ValueError):
@@ -124,6 +127,11 @@ class DiagonalSystems:
     def n_states(self) -> int:
         """``n``."""
         return int(self.lam.shape[1])
+
+    @property
+    def output_gain(self) -> float:
+        """Gain of the output rule on the systems' output (2 for ``"two_real"``, else 1)."""
+        return OUTPUT_GAIN[self.output]
 
 
 @dataclass(frozen=True)

@@ -78,8 +78,6 @@ __all__ = [
 Keep = Literal["largest", "smallest", "random"]
 Basis = Literal["balanced", "modal"]
 
-_OUTPUT_FACTOR = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
-
 
 @dataclass(frozen=True)
 class SelectionPlan:
@@ -378,7 +376,7 @@ def plan_selection(
             s = e.adapter.systems(e.module)
             lam, B, C, log_lam = _complex(s)
             G, n = s.n_systems, s.n_states
-            factor = _OUTPUT_FACTOR[s.output]
+            factor = s.output_gain
             svd = hankel_svd_diagonal(lam, B, C, log_lam=log_lam)
             hsv = svd.hsv.cpu().numpy()
             hsv_r = hsv[0] if G == 1 else hsv

@@ -50,6 +50,7 @@ from torch import nn  # noqa: E402
 from ssmred.bounds import bt_error_bounds  # noqa: E402
 from ssmred.selection import Rank, SelectionMode, check_gate, check_mode, numerical_rank, select_orders  # noqa: E402
 from ssmred_torch._adapter import (  # noqa: E402
+    OUTPUT_GAIN,
     DiagonalSystems,
     ReducedSystems,
     ReductionRefused,
@@ -77,7 +78,6 @@ __all__ = [
 ]
 
 #: real-output factor of the error bound: |Re v| <= |v|, |2 Re v| <= 2 |v| (DiagonalSystems.output)
-_OUTPUT_FACTOR = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
 
 
 def _layer_bound(hsv: np.ndarray, r: int, output: str) -> float:
@@ -87,8 +87,8 @@ def _layer_bound(hsv: np.ndarray, r: int, output: str) -> float:
     Python for the 1536 channels of a 6-layer S4D); the same sums, :math:`2\sum_{i>r}\sigma_i`.
     """
     if hsv.shape[0] == 1:
-        return _OUTPUT_FACTOR[output] * float(bt_error_bounds(hsv[0])[r])
-    return _OUTPUT_FACTOR[output] * float(2.0 * hsv[:, r:].sum(-1).max()) if r < hsv.shape[1] else 0.0
+        return OUTPUT_GAIN[output] * float(bt_error_bounds(hsv[0])[r])
+    return OUTPUT_GAIN[output] * float(2.0 * hsv[:, r:].sum(-1).max()) if r < hsv.shape[1] else 0.0
 
 
 def _frozen(a: np.ndarray) -> np.ndarray:

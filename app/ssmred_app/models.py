@@ -209,10 +209,6 @@ def layer_statespaces(model: Any) -> list[Any]:
     return [to_statespace(e.module) for e in ssm_layers(model)]
 
 
-#: gain of the layer's output map on the analysed (proxy) system's output: 2 Re(C x) for conjugate half-states
-OUTPUT_GAIN = {"complex": 1.0, "real": 1.0, "two_real": 2.0}
-
-
 def layer_systems(model: Any) -> list[tuple[list[Any], float]]:
     r"""Per SSM layer, the systems the reduction analyses and the gain of the layer's output rule on them.
 
@@ -229,7 +225,7 @@ def layer_systems(model: Any) -> list[tuple[list[Any], float]]:
     for e in ssm_layers(model):
         with torch.no_grad():
             sy = e.adapter.systems(e.module)
-        gain = OUTPUT_GAIN[sy.output]
+        gain = sy.output_gain
         if sy.n_systems == 1 and e.adapter.time_invariant:
             out.append(([to_statespace(e.module)], gain))
         else:
