@@ -231,6 +231,12 @@ def _sig(c: dict[str, Any] | None) -> bool:
     return c is not None and c["p_t"] < 0.05 and c["p_exact"] < 0.05
 
 
+def _same_size(m: dict[str, Any], level: str, comp: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of ``level`` whose mean final size is within 5 % of the CompreSSM row ``comp``'s (``comp`` too)."""
+    size = comp["final_dim_mean"]
+    return [r for r in m["table"] if r["level"] == level and abs(r["final_dim_mean"] - size) <= 0.05 * size]
+
+
 def summary(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
     """The findings in words, each sentence conditioned on the measured comparisons."""
     out = []
@@ -285,14 +291,10 @@ def summary(results: dict[tuple[str, str], dict[str, Any]]) -> list[str]:
             comp = _row(m, f"CompreSSM {level}")
             if comp is None:
                 continue
-            size = comp["final_dim_mean"]
             rivals = [
                 r
-                for r in m["table"]
-                if r["level"] == level
-                and r is not comp
-                and abs(r["final_dim_mean"] - size) <= 0.05 * size
-                and r["test_acc_mean"] > comp["test_acc_mean"] + 1.0
+                for r in _same_size(m, level, comp)
+                if r is not comp and r["test_acc_mean"] > comp["test_acc_mean"] + 1.0
             ]
             for r in rivals:
                 beaten.append(
@@ -317,8 +319,7 @@ def ranking(name: str, shape: str, m: dict[str, Any]) -> list[str]:
         comp = _row(m, f"CompreSSM {level}")
         if comp is None:
             continue
-        size = comp["final_dim_mean"]
-        same_size = [r for r in m["table"] if r["level"] == level and abs(r["final_dim_mean"] - size) <= 0.05 * size]
+        same_size = _same_size(m, level, comp)
         if len(same_size) < 3:
             continue
         same_size.sort(key=lambda r: -r["test_acc_mean"])
