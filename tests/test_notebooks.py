@@ -4,8 +4,8 @@ Each notebook is read with jupytext and run top to bottom by nbclient in a fresh
 (the interpreter running the tests), with its folder as working directory, exactly as ``make docs``
 runs it. A notebook fails if a cell raises or if it takes longer than its budget. The budgets are
 ceilings, about three times what each notebook takes on a quiet 2-core machine (10-20 s each, the
-CompreSSM walkthrough with its three short training runs about 25 s; the whole module about 75 s of
-CPU time): a machine loaded by other jobs (load average 10) took 11-58 s per notebook.
+CompreSSM walkthrough with its six short training runs, LRU and S5, about 40 s; the whole module
+about 95 s of CPU time): a machine loaded by other jobs (load average 10) took 11-58 s per notebook.
 
 Needs the ``docs`` extra (jupytext, nbclient, ipykernel); notebooks that need an optional backend
 carry its marker (``torch``, ``slycot``) and are skipped without it.
