@@ -19,6 +19,12 @@ like ``DistributedSampler`` (``optim.batch_size`` per rank, ``N`` times that per
 all-reduced, every method hook runs with rank 0 deciding reductions and rollbacks (broadcast, applied on
 every rank, then a new DDP wrapper), and only rank 0 holds the lock and writes. The single-process path
 is unchanged.
+
+This module holds :class:`Trainer`'s public interface, the epoch loop and every write to the run folder
+(the lock, the resumable states, the epoch model files, ``result.json``); the rest of the trainer is in
+:mod:`ssmred_app.trainer_optim` (optimizer and learning-rate schedule), :mod:`ssmred_app.trainer_steps`
+(one step: batches, divergence checks, signals, method hooks, the DDP wrapper, sharded evaluation) and
+:mod:`ssmred_app.trainer_resume` (reading a state back and restoring it).
 """
 
 from __future__ import annotations
@@ -35,56 +41,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ssmred_app.config import ConfigError, RunConfig, config_to_dict, same_config
+from ssmred_app.config import ConfigError, RunConfig, config_to_dict
 from ssmred_app.data import SequenceData, load_dataset
-from ssmred_app.errors import RunError, TrainingDiverged
 from ssmred_app.methods import Method, build_method
-from ssmred_app.models import build_model, model_meta, param_groups, save_model_file, state_sizes
+from ssmred_app.models import build_model, model_meta, save_model_file, state_sizes
 from ssmred_app.report import pct
 from ssmred_app.runresult import RunResult, environment, resolve_device
-from ssmred_app.runstate import RunLock, clear_run_folder, read_run_state, run_folder_has_state, save_run_state
+from ssmred_app.runstate import RunLock, save_run_state
+from ssmred_app.trainer_optim import build_optimizer, lr_lambda
+from ssmred_app.trainer_resume import ResumeMixin
+from ssmred_app.trainer_steps import StepMixin, _rng_seed
 
-# RunResult, environment and resolve_device live in ssmred_app.runresult and are re-exported here
+# RunResult, environment and resolve_device live in ssmred_app.runresult, lr_lambda in ssmred_app.trainer_optim;
+# they are re-exported here
 __all__ = ["RunResult", "Trainer", "environment", "lr_lambda", "resolve_device", "train_run"]
 
 
-# --------------------------------------------------------------------------------------------------
-# the training loop
-# --------------------------------------------------------------------------------------------------
-
-
-def _rng_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
-
-
-def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    perm = np.random.default_rng(_rng_seed(seed, epoch)).permutation(n)
-    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
-
-
-def lr_lambda(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
-    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0.
-
-    Examples
-    --------
-    >>> f = lr_lambda(100, 0.1)
-    >>> round(f(0), 3), round(f(9), 3), round(f(10), 3), round(f(100), 3)
-    (0.1, 1.0, 1.0, 0.0)
-    """
-    warm = max(1, round(warmup_fraction * total_steps))
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        t = min(1.0, (step - warm) / max(1, total_steps - warm))
-        return 0.5 * (1.0 + math.cos(math.pi * t))
-
-    return f
-
-
-class Trainer:
+class Trainer(StepMixin, ResumeMixin):
     """Train one classifier on one data set with optional CompreSSM reduction, resumably.
 
     Parameters
@@ -184,16 +157,7 @@ class Trainer:
 
     def _make_optimizer(self) -> tuple[Any, Any]:
         """AdamW with the SPEC §6 groups and its warm-up/cosine scheduler (built before any state is loaded)."""
-        o = self.cfg.optim
-        ssm, decay, no_decay = param_groups(self.model)
-        groups = [
-            {"params": ssm, "lr": o.lr * o.ssm_lr_factor, "weight_decay": 0.0, "name": "ssm"},
-            {"params": decay, "lr": o.lr, "weight_decay": o.weight_decay, "name": "decay"},
-            {"params": no_decay, "lr": o.lr, "weight_decay": 0.0, "name": "no_decay"},
-        ]
-        optimizer = self.torch.optim.AdamW([g for g in groups if g["params"]], lr=o.lr)
-        scheduler = self.torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(self.total_steps, o.warmup_fraction))
-        return optimizer, scheduler
+        return build_optimizer(self.model, self.cfg.optim, self.total_steps)
 
     def evaluate(self, split: str) -> float:
         """Accuracy on ``split`` (``train``, ``val`` or ``test``); under DDP every rank evaluates a block
@@ -212,19 +176,6 @@ class Trainer:
                 correct += int((self.model(X[i : i + bs]).argmax(-1) == y[i : i + bs]).sum())
         self.model.train(was_training)
         return correct / max(1, len(y))
-
-    def _evaluate_shard(self, X: Any, y: Any, bs: int) -> float:
-        torch, rank, ws = self.torch, self.dist.rank, self.world_size
-        lo, hi = len(y) * rank // ws, len(y) * (rank + 1) // ws
-        was_training = self.model.training
-        self.model.eval()
-        correct = 0
-        with torch.no_grad():
-            for i in range(lo, hi, bs):
-                j = min(i + bs, hi)
-                correct += int((self.model(X[i:j]).argmax(-1) == y[i:j]).sum())
-        self.model.train(was_training)
-        return int(self.dist.all_sum([correct])[0]) / max(1, len(y))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self) -> Path:
@@ -270,54 +221,7 @@ class Trainer:
         self._load_state(*found)
         return True
 
-    def _read_state(self) -> tuple[Path, dict[str, Any]] | None:
-        """The newest intact state (checked against this run's configuration and number of processes)."""
-        found = read_run_state(self.ckpt_dir, map_location=self.device, log=self.log)
-        if found is None:
-            return None
-        path, payload = found
-        extra = payload["extra"]
-        if not same_config(extra.get("config"), self.cfg):
-            raise ConfigError(
-                f"{self.out}: holds a checkpoint of a different configuration; "
-                "choose another --out, or start over with --no-resume --force"
-            )
-        saved = int(extra.get("world_size", 1))
-        if saved != self.world_size:
-            raise ConfigError(
-                f"{self.out}: this run was trained by {saved} process(es), now there are {self.world_size}; "
-                f"resume it with {saved} (ssmred train --nproc {saved}), or start over with --no-resume --force"
-            )
-        return path, payload
-
-    def _load_state(self, path: Path, payload: dict[str, Any]) -> None:
-        extra = payload["extra"]
-        from ssmred_torch import load
-
-        sizes = [max(v) for v in payload["state_sizes"].values()]
-        self.model = build_model(self.cfg.model, self.data, state_sizes=sizes).to(self.device)
-        # the scheduler is built before the optimizer state is loaded: LambdaLR's constructor resets every
-        # group's lr to its step-0 value, which a later optimizer.load_state_dict then overwrites correctly
-        self.optimizer, self.scheduler = self._make_optimizer()
-        load(payload, self.model, optimizer=self.optimizer, controller=self._method_state())
-        self.scheduler.load_state_dict(extra["scheduler"])
-        self.epoch, self.batch, self.step = int(extra["epoch"]), int(extra["batch"]), int(extra["step"])
-        self._epoch_stats = dict(extra["epoch_stats"])
-        restored = json.loads(extra["result"])
-        self.result = RunResult.from_dict(restored)
-        self.result.config = config_to_dict(self.cfg)
-        rngs = extra.get("torch_rng_ranks") if self.dist is not None else None
-        self.torch.set_rng_state((rngs[self.dist.rank] if rngs else extra["torch_rng"]).cpu())
-        self.log(
-            f"[{self.cfg.name}] resumed from {path} at step {self.step} (epoch {self.epoch + 1}, "
-            f"{self.batch} of {self.steps_per_epoch} steps done)"
-        )
-
     # -- the loop ----------------------------------------------------------------------------------
-    def _method_state(self) -> Any:
-        """The method, when it has progress to checkpoint (its ``state_dict`` is not ``None``)."""
-        return self.method if self.method.state_dict() is not None else None
-
     @property
     def train_module(self) -> Any:
         """The module to run training forward passes through: ``model``, or under DDP its wrapper
@@ -374,57 +278,6 @@ class Trainer:
             f"{dims_before} -> {dims_after}; val acc {pct(acc_before)} -> {pct(after)}; "
             f"{1000 * seconds:.1f} ms{'; ' + record['note'] if record.get('note') else ''}"
         )
-
-    def _diverged(self, what: str) -> TrainingDiverged:
-        kept = self.checkpoint_path() if self.checkpoint_path().exists() else None
-        where = f"; the last good state is kept in {kept}" if kept else "; no checkpoint was written"
-        return TrainingDiverged(
-            f"[{self.cfg.name}] {what} at step {self.step + 1} (epoch {self.epoch + 1}): training stopped{where}. "
-            "Lower optim.lr, enable optim.grad_clip, or check the data"
-        )
-
-    def _train_step(self, xb: Any, yb: Any) -> tuple[float, int, int]:
-        """One optimizer step; returns (loss × samples, correct, samples), summed over the ranks under DDP.
-        Refuses to step on a non-finite loss or gradient.
-        """
-        torch, cfg = self.torch, self.cfg
-        logits = (self.model if self._ddp is None else self._ddp)(xb)
-        loss = self.method.loss(self, logits, yb, xb)
-        loss_value = float(loss.detach())
-        if self.dist is None:
-            if not math.isfinite(loss_value):
-                raise self._diverged(f"the loss became {loss_value}")
-        else:  # one all-reduce: global metrics, and agreement on divergence and on stopping
-            finite = math.isfinite(loss_value)
-            mine = [loss_value * len(yb) if finite else 0.0, int((logits.argmax(-1) == yb).sum()), len(yb)]
-            sums = self.dist.all_sum([*mine, 0.0 if finite else 1.0, float(self._stop_signal is not None)])
-            self._stop_agreed = sums[4] > 0
-            if sums[3] > 0:
-                raise self._diverged(
-                    f"the loss became {loss_value}" if not finite else "the loss became non-finite in another process"
-                )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.optim.grad_clip is not None:
-            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip))
-            if not math.isfinite(norm):
-                raise self._diverged(f"the gradient norm became {norm}")
-        self.optimizer.step()
-        self.scheduler.step()
-        if self.dist is None:
-            correct = int((logits.argmax(-1) == yb).sum())
-            done = (loss_value * len(yb), correct, len(yb))
-        else:
-            done = (sums[0], int(sums[1]), int(sums[2]))
-        # drop the graph before the controller may resize parameters (see ssmred_torch.replace_parameter_)
-        del logits, loss
-        return done
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self._stop_signal is not None:  # a second signal: stop at once
-            raise KeyboardInterrupt
-        self._stop_signal = signum
-        self.log(f"[{self.cfg.name}] {signal.Signals(signum).name}: stopping after this step and saving a checkpoint")
 
     def run(
         self,
@@ -485,15 +338,6 @@ class Trainer:
                 for s, h in handlers.items():
                     signal.signal(s, h)
 
-    def _prepare_folder(self, resume: bool, force: bool) -> None:
-        if not resume and run_folder_has_state(self.out):
-            if not force:
-                raise RunError(
-                    f"{self.out} holds an earlier run; --no-resume starts from an empty folder: add --force to "
-                    "delete it, or choose another --out"
-                )
-            clear_run_folder(self.out)
-
     def _prepare_main(
         self, stack: contextlib.ExitStack[Any], resume: bool, force: bool
     ) -> tuple[Path, dict[str, Any]] | None:
@@ -501,52 +345,6 @@ class Trainer:
         stack.enter_context(RunLock(self.out))
         self._prepare_folder(resume, force)
         return self._read_state() if resume else None
-
-    def _hook(self, fn: Callable[[Trainer], None], *, rewrap: bool = True) -> None:
-        """Call a method hook; under DDP with rank 0 deciding every reduction (and rollback), then a new
-        DDP wrapper when the parameters changed shape.
-        """
-        if self.dist is None:
-            fn(self)
-            return
-        from ssmred_torch.reduce import shared_decisions
-
-        with shared_decisions(self.dist.broadcast):
-            fn(self)
-        if rewrap:
-            self._sync_ddp()
-
-    def _sync_ddp(self) -> None:
-        """(Re)build the DDP wrapper when the model or its parameter shapes changed since it was built."""
-        shapes = [tuple(p.shape) for p in self.model.parameters()]
-        if self._ddp is not None and self._ddp.module is self.model and shapes == self._ddp_shapes:
-            return
-        if self._ddp is None:
-            self._ddp = self.dist.wrap(self.model)
-        else:
-            t0 = time.perf_counter()
-            self._ddp = self.dist.rewrap(self._ddp, self.model)
-            seconds = time.perf_counter() - t0
-            self.result.reduction_time_s += seconds
-            if self.result.reductions and self.result.reductions[-1].get("step") == self.step:
-                self.result.reductions[-1]["ddp_rewrap_s"] = seconds
-        self._ddp_shapes = shapes
-
-    def _stop_requested(self) -> bool:
-        """Whether a signal asked to stop (under DDP: on any rank; a collective)."""
-        mine = self._stop_signal is not None
-        return mine if self.dist is None else self.dist.any(mine)
-
-    def _epoch_batches(self, n: int) -> list[Any]:
-        """The batches of the current epoch (under DDP: the share of this rank, DistributedSampler-like)."""
-        if self.dist is None:
-            return _batches(n, self.cfg.optim.batch_size, self.cfg.seed, self.epoch)
-        from ssmred_app.distributed import shard_indices
-
-        perm = np.random.default_rng(_rng_seed(self.cfg.seed, self.epoch)).permutation(n)
-        mine = shard_indices(perm, self.dist.rank, self.world_size)
-        bs = self.cfg.optim.batch_size
-        return [mine[i : i + bs] for i in range(0, len(mine), bs)]
 
     def _run(
         self,

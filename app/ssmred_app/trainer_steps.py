@@ -1,0 +1,154 @@
+r"""One training step of a :class:`~ssmred_app.trainer.Trainer` and what happens around it.
+
+Each epoch's batches come from a permutation seeded by ``(seed, epoch)`` (under DDP sharded like
+``DistributedSampler``). A step refuses a non-finite loss or gradient
+(:class:`~ssmred_app.errors.TrainingDiverged`, before anything non-finite is saved); under DDP one
+all-reduce gives the global metrics and the agreement on divergence and on stopping. SIGINT/SIGTERM
+ask the run to stop after the step in progress. Method hooks run with rank 0 deciding every reduction
+(and rollback), followed by a new DDP wrapper when the parameters changed shape; evaluation under DDP
+gives each rank a block of the split and all-reduces the correct counts.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ssmred_app.errors import TrainingDiverged
+
+if TYPE_CHECKING:
+    from ssmred_app.trainer import Trainer
+
+__all__ = ["StepMixin"]
+
+
+def _rng_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+def _batches(n: int, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    perm = np.random.default_rng(_rng_seed(seed, epoch)).permutation(n)
+    return [perm[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+class StepMixin:
+    """The step half of :class:`~ssmred_app.trainer.Trainer` (a base class; uses the trainer's attributes).
+
+    Its methods are private: the training loop, :meth:`~ssmred_app.trainer.Trainer.evaluate` and
+    :meth:`~ssmred_app.trainer.Trainer.run` call them.
+    """
+
+    def _evaluate_shard(self, X: Any, y: Any, bs: int) -> float:
+        torch, rank, ws = self.torch, self.dist.rank, self.world_size
+        lo, hi = len(y) * rank // ws, len(y) * (rank + 1) // ws
+        was_training = self.model.training
+        self.model.eval()
+        correct = 0
+        with torch.no_grad():
+            for i in range(lo, hi, bs):
+                j = min(i + bs, hi)
+                correct += int((self.model(X[i:j]).argmax(-1) == y[i:j]).sum())
+        self.model.train(was_training)
+        return int(self.dist.all_sum([correct])[0]) / max(1, len(y))
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        kept = self.checkpoint_path() if self.checkpoint_path().exists() else None
+        where = f"; the last good state is kept in {kept}" if kept else "; no checkpoint was written"
+        return TrainingDiverged(
+            f"[{self.cfg.name}] {what} at step {self.step + 1} (epoch {self.epoch + 1}): training stopped{where}. "
+            "Lower optim.lr, enable optim.grad_clip, or check the data"
+        )
+
+    def _train_step(self, xb: Any, yb: Any) -> tuple[float, int, int]:
+        """One optimizer step; returns (loss × samples, correct, samples), summed over the ranks under DDP.
+        Refuses to step on a non-finite loss or gradient.
+        """
+        torch, cfg = self.torch, self.cfg
+        logits = (self.model if self._ddp is None else self._ddp)(xb)
+        loss = self.method.loss(self, logits, yb, xb)
+        loss_value = float(loss.detach())
+        if self.dist is None:
+            if not math.isfinite(loss_value):
+                raise self._diverged(f"the loss became {loss_value}")
+        else:  # one all-reduce: global metrics, and agreement on divergence and on stopping
+            finite = math.isfinite(loss_value)
+            mine = [loss_value * len(yb) if finite else 0.0, int((logits.argmax(-1) == yb).sum()), len(yb)]
+            sums = self.dist.all_sum([*mine, 0.0 if finite else 1.0, float(self._stop_signal is not None)])
+            self._stop_agreed = sums[4] > 0
+            if sums[3] > 0:
+                raise self._diverged(
+                    f"the loss became {loss_value}" if not finite else "the loss became non-finite in another process"
+                )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.optim.grad_clip is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.optim.grad_clip))
+            if not math.isfinite(norm):
+                raise self._diverged(f"the gradient norm became {norm}")
+        self.optimizer.step()
+        self.scheduler.step()
+        if self.dist is None:
+            correct = int((logits.argmax(-1) == yb).sum())
+            done = (loss_value * len(yb), correct, len(yb))
+        else:
+            done = (sums[0], int(sums[1]), int(sums[2]))
+        # drop the graph before the controller may resize parameters (see ssmred_torch.replace_parameter_)
+        del logits, loss
+        return done
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:  # a second signal: stop at once
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        self.log(f"[{self.cfg.name}] {signal.Signals(signum).name}: stopping after this step and saving a checkpoint")
+
+    def _hook(self, fn: Callable[[Trainer], None], *, rewrap: bool = True) -> None:
+        """Call a method hook; under DDP with rank 0 deciding every reduction (and rollback), then a new
+        DDP wrapper when the parameters changed shape.
+        """
+        if self.dist is None:
+            fn(self)
+            return
+        from ssmred_torch.reduce import shared_decisions
+
+        with shared_decisions(self.dist.broadcast):
+            fn(self)
+        if rewrap:
+            self._sync_ddp()
+
+    def _sync_ddp(self) -> None:
+        """(Re)build the DDP wrapper when the model or its parameter shapes changed since it was built."""
+        shapes = [tuple(p.shape) for p in self.model.parameters()]
+        if self._ddp is not None and self._ddp.module is self.model and shapes == self._ddp_shapes:
+            return
+        if self._ddp is None:
+            self._ddp = self.dist.wrap(self.model)
+        else:
+            t0 = time.perf_counter()
+            self._ddp = self.dist.rewrap(self._ddp, self.model)
+            seconds = time.perf_counter() - t0
+            self.result.reduction_time_s += seconds
+            if self.result.reductions and self.result.reductions[-1].get("step") == self.step:
+                self.result.reductions[-1]["ddp_rewrap_s"] = seconds
+        self._ddp_shapes = shapes
+
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked to stop (under DDP: on any rank; a collective)."""
+        mine = self._stop_signal is not None
+        return mine if self.dist is None else self.dist.any(mine)
+
+    def _epoch_batches(self, n: int) -> list[Any]:
+        """The batches of the current epoch (under DDP: the share of this rank, DistributedSampler-like)."""
+        if self.dist is None:
+            return _batches(n, self.cfg.optim.batch_size, self.cfg.seed, self.epoch)
+        from ssmred_app.distributed import shard_indices
+
+        perm = np.random.default_rng(_rng_seed(self.cfg.seed, self.epoch)).permutation(n)
+        mine = shard_indices(perm, self.dist.rank, self.world_size)
+        bs = self.cfg.optim.batch_size
+        return [mine[i : i + bs] for i in range(0, len(mine), bs)]
