@@ -4,11 +4,20 @@ An adapter converts one kind of equinox SSM layer to and from :class:`ssmred.Sta
 the batched reduction how to read the layer's diagonal system and how to write a reduced one back
 (functionally: a new layer). Adapters are registered by layer type and looked up along the MRO;
 :func:`ssm_layers` is the one place that finds the SSM layers of a model (any pytree).
+
+The state layout is declared, not coded (as in ``ssmred_torch``): an adapter names its
+state-indexed fields and their state axis in :attr:`~AbstractAdapter.state_axes`, the layer
+attribute holding its state size in :attr:`~AbstractAdapter.state_size_attribute` and the fields
+the moment projection maps in :attr:`~AbstractAdapter.moment_fields`; the default
+:meth:`~AbstractAdapter.state_parameters`, :meth:`~AbstractAdapter.state_size`,
+:meth:`~AbstractAdapter.moment_layout` and :meth:`~AbstractAdapter.write_back` (the layer type's
+``from_parameters`` with the reduced state fields and every other field kept) read these.
 """
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from collections.abc import Mapping
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
@@ -53,9 +62,31 @@ class MomentLayout(NamedTuple):
 
 
 class AbstractAdapter(abc.ABC, Generic[LayerT]):
-    """What the reduction needs to know about one family of SSM layers (one instance per family)."""
+    """What the reduction needs to know about one family of SSM layers (one instance per family).
+
+    Besides ``layer_type``, an adapter declares its state layout:
+
+    ``state_axes: ClassVar[Mapping[str, int]]``
+        Every field that depends on the state size (an array of the equinox layer) and its state axis.
+    ``state_size_attribute: ClassVar[str]``
+        The layer attribute holding its number of states (default ``"n_states"``).
+    ``moment_fields: ClassVar[MomentLayout]``
+        The per-state, input and output fields the ``"project"`` optimizer policy maps.
+
+    The default :meth:`write_back` calls ``layer_type.from_parameters`` with every dataclass field
+    of the layer (arrays and static settings), the fields of ``state_axes`` replaced.
+    """
 
     layer_type: ClassVar[type]
+    #: State-dependent field name -> its state axis (see the class docstring).
+    state_axes: ClassVar[Mapping[str, int]]
+    #: The layer attribute with its number of states.
+    state_size_attribute: ClassVar[str] = "n_states"
+    #: The fields the moment projection treats as per-state, input and output parts.
+    moment_fields: ClassVar[MomentLayout]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
 
     @abc.abstractmethod
     def to_statespace(self, layer: LayerT, *, exact: bool = False) -> StateSpace:
@@ -109,9 +140,12 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
             ``(log_lam, B, C)`` with shapes ``(n,)``, ``(n, m)``, ``(p, n)``.
         """
 
-    @abc.abstractmethod
     def write_back(self, layer: LayerT, params: Mapping[str, jax.Array]) -> LayerT:
         """A new layer with the reduced state parameters ``params`` (the other fields of ``layer``).
+
+        The default: ``layer_type.from_parameters`` with the fields of :attr:`state_axes` taken from
+        ``params`` and every other dataclass field (the arrays that do not depend on the state size,
+        the static settings) from ``layer``.
 
         Parameters
         ----------
@@ -125,21 +159,23 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
         object
             The new layer.
         """
+        kept = {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer) if f.name not in self.state_axes}  # type: ignore[arg-type]
+        return self.layer_type.from_parameters(**kept, **{k: params[k] for k in self.state_axes})  # type: ignore[attr-defined, no-any-return]
 
-    @abc.abstractmethod
-    def state_parameters(self, layer: LayerT) -> Mapping[str, int]:
-        """The fields that depend on the state size, each with its state axis.
+    def state_parameters(self, layer: LayerT | None) -> Mapping[str, int]:
+        """The fields that depend on the state size, each with its state axis (from :attr:`state_axes`).
 
         Parameters
         ----------
         layer
-            The layer.
+            The layer (unused by the default: the layout is the same for every layer of the family).
 
         Returns
         -------
         Mapping
-            Field name -> axis.
+            Field name -> axis (a new dict).
         """
+        return dict(self.state_axes)
 
     @abc.abstractmethod
     def parameters_from_modes(
@@ -183,20 +219,20 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
             Shape ``(n,)``.
         """
 
-    @abc.abstractmethod
     def moment_layout(self, layer: LayerT | None) -> MomentLayout:
-        """Which fields the moment projection treats as per-state, input and output parts.
+        """Which fields the moment projection treats as per-state, input and output parts (:attr:`moment_fields`).
 
         Parameters
         ----------
         layer
-            The layer (may be unused).
+            The layer (unused by the default).
 
         Returns
         -------
         MomentLayout
             The layout.
         """
+        return self.moment_fields
 
     def truncation_data(self, layer: LayerT) -> Any:
         """Per-layer arrays :meth:`parameters_from_modes` needs besides the modes (traceable; default none).
@@ -228,9 +264,8 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
         """
         return 1.0
 
-    @abc.abstractmethod
     def state_size(self, layer: LayerT) -> int:
-        """The current number of states.
+        """The current number of states: ``getattr(layer, state_size_attribute)``.
 
         Parameters
         ----------
@@ -242,6 +277,7 @@ class AbstractAdapter(abc.ABC, Generic[LayerT]):
         int
             ``n``.
         """
+        return int(getattr(layer, self.state_size_attribute))
 
 
 _REGISTRY: dict[type, AbstractAdapter[Any]] = {}
@@ -263,7 +299,8 @@ def register_adapter(adapter: AbstractAdapter[Any]) -> AbstractAdapter[Any]:
     Raises
     ------
     TypeError
-        If ``adapter`` is not an :class:`AbstractAdapter`.
+        If ``adapter`` is not an :class:`AbstractAdapter` with a ``state_axes`` mapping and a
+        :class:`MomentLayout` ``moment_fields``.
 
     Examples
     --------
@@ -273,6 +310,10 @@ def register_adapter(adapter: AbstractAdapter[Any]) -> AbstractAdapter[Any]:
     """
     if not isinstance(adapter, AbstractAdapter):
         raise TypeError(f"adapter must be an AbstractAdapter; got {type(adapter).__name__}")
+    if not isinstance(getattr(adapter, "state_axes", None), Mapping):
+        raise TypeError(f"{type(adapter).__name__} must declare state_axes (state field -> its state axis)")
+    if not isinstance(getattr(adapter, "moment_fields", None), MomentLayout):
+        raise TypeError(f"{type(adapter).__name__} must declare moment_fields (a MomentLayout)")
     _REGISTRY[adapter.layer_type] = adapter
     return adapter
 

@@ -49,7 +49,8 @@ from jaxtyping import Array, Float  # noqa: E402
 from ssmred.errors import DimensionError, NotStableError  # noqa: E402
 from ssmred.statespace import StateSpace  # noqa: E402
 from ssmred_jax._adapter import AbstractAdapter, MomentLayout, register_adapter  # noqa: E402
-from ssmred_jax.errors import DiagonalizationError  # noqa: E402
+from ssmred_jax.layers._conversion import check_condition, check_target, is_diagonal  # noqa: E402
+from ssmred_jax.layers._conversion import host_f64 as _host_f64  # noqa: E402
 
 __all__ = ["LRU", "LRU_FIELDS", "LRUAdapter", "diagonal_scan", "diagonal_scan_sequential"]
 
@@ -504,10 +505,6 @@ def _check_parameter_shapes(arrays: Mapping[str, jax.Array]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- adapter
-def _is_diagonal(M: np.ndarray) -> bool:
-    return bool(np.count_nonzero(M - np.diag(np.diag(M))) == 0)
-
-
 @functools.partial(jax.jit, static_argnames=("diagonal", "dtype_name"))
 def _diagonal_parameters(
     A: jax.Array, B: jax.Array, C: jax.Array, diagonal: bool, dtype_name: str
@@ -525,10 +522,6 @@ def _diagonal_parameters(
     return {k: v[0].astype(dtype) for k, v in params.items()}, unstable[0], cond, jnp.max(jnp.abs(mu))
 
 
-def _host_f64(x: jax.Array) -> np.ndarray:
-    return np.asarray(jax.device_get(x), dtype=np.float64)
-
-
 @final
 class LRUAdapter(AbstractAdapter[LRU]):
     """The adapter of :class:`LRU` (registered; found with :func:`ssmred_jax.adapter_for`).
@@ -541,9 +534,11 @@ class LRUAdapter(AbstractAdapter[LRU]):
     """
 
     layer_type: ClassVar[type] = LRU
-
-    def __repr__(self) -> str:
-        return "LRUAdapter()"
+    state_axes: ClassVar[Mapping[str, int]] = _STATE_AXES
+    state_size_attribute: ClassVar[str] = "d_state"
+    moment_fields: ClassVar[MomentLayout] = MomentLayout(
+        ("nu_log", "theta_log", "gamma_log"), ("B_re", "B_im"), ("C_re", "C_im")
+    )
 
     def to_statespace(self, layer: LRU, *, exact: bool = False) -> StateSpace:
         """See :func:`ssmred_jax.to_statespace`.
@@ -590,32 +585,18 @@ class LRUAdapter(AbstractAdapter[LRU]):
         LRU
             The new layer.
         """
-        if not isinstance(sys, StateSpace):
-            raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-        if not isinstance(like, LRU):
-            raise TypeError(f"like must be an ssmred_jax.LRU; got {type(like).__name__}")
-        if not sys.is_discrete:
-            raise ValueError("sys must be a discrete-time system (dt > 0): an LRU layer is a discrete recurrence")
-        H = like.d_model
-        if sys.n_inputs != H or sys.n_outputs != H:
-            raise DimensionError(
-                f"sys must have n_inputs = n_outputs = like.d_model = {H}; got n_inputs={sys.n_inputs}, "
-                f"n_outputs={sys.n_outputs}"
-            )
+        check_target(sys, like, LRU, discrete_reason="an LRU layer is a discrete recurrence")
         D_real = np.real(sys.D)
-        if not _is_diagonal(D_real):
+        if not is_diagonal(D_real):
             raise DimensionError("sys.D must be diagonal: an LRU layer has an elementwise feedthrough D * u")
         dtype = like.D.dtype
-        diagonal = _is_diagonal(np.asarray(sys.A))
+        diagonal = is_diagonal(np.asarray(sys.A))
         with jax.enable_x64(True):
             A, B, C = (jnp.asarray(np.asarray(M, dtype=np.complex128)) for M in (sys.A, sys.B, sys.C))
             params, unstable, cond, mu_max = _diagonal_parameters(A, B, C, diagonal, jnp.dtype(dtype).name)
             cond, mu_max = float(cond), float(mu_max)
-            if not diagonal and (not np.isfinite(cond) or cond > max_condition):
-                raise DiagonalizationError(
-                    f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = "
-                    f"{max_condition:.3g}; its diagonal realization would not reproduce the transfer function"
-                )
+            if not diagonal:
+                check_condition(cond, max_condition)
             if bool(unstable):
                 raise NotStableError(
                     f"sys has an eigenvalue with |mu| = {mu_max:.12g} > 1: an LRU layer must be stable"
@@ -646,24 +627,6 @@ class LRUAdapter(AbstractAdapter[LRU]):
         B = lax.complex(g * layer.B_re.astype(f64), g * layer.B_im.astype(f64))
         C = lax.complex(layer.C_re.astype(f64), layer.C_im.astype(f64))
         return log_lam, B, C
-
-    def write_back(self, layer: LRU, params: Mapping[str, jax.Array]) -> LRU:
-        """A new layer with the reduced state parameters and the old ``D``.
-
-        Parameters
-        ----------
-        layer
-            The layer before the reduction.
-        params
-            ``nu_log``, ``theta_log``, ``gamma_log``, ``B_re``, ``B_im``, ``C_re``, ``C_im``.
-
-        Returns
-        -------
-        LRU
-            The new layer.
-        """
-        values = {k: params[k] for k in _STATE_AXES}
-        return LRU.from_parameters(D=layer.D, **values)
 
     def parameters_from_modes(
         self, like: LRU, data: Any, mu: jax.Array, B: jax.Array, C: jax.Array, *, dtype: Any, r: jax.Array
@@ -707,51 +670,6 @@ class LRUAdapter(AbstractAdapter[LRU]):
             The gains.
         """
         return jnp.exp(jnp.asarray(layer.gamma_log).astype(jnp.float64))
-
-    def moment_layout(self, layer: LRU | None) -> MomentLayout:
-        """``nu_log, theta_log, gamma_log`` per state; ``(B_re, B_im)`` and ``(C_re, C_im)``.
-
-        Parameters
-        ----------
-        layer
-            The layer (unused).
-
-        Returns
-        -------
-        MomentLayout
-            The layout.
-        """
-        return MomentLayout(("nu_log", "theta_log", "gamma_log"), ("B_re", "B_im"), ("C_re", "C_im"))
-
-    def state_parameters(self, layer: LRU | None) -> Mapping[str, int]:
-        """The seven state-dependent fields and their state axes (``D`` does not depend on ``n``).
-
-        Parameters
-        ----------
-        layer
-            The layer (unused: the same for every LRU).
-
-        Returns
-        -------
-        Mapping
-            ``{"nu_log": 0, "theta_log": 0, "gamma_log": 0, "B_re": 0, "B_im": 0, "C_re": 1, "C_im": 1}``.
-        """
-        return dict(_STATE_AXES)
-
-    def state_size(self, layer: LRU) -> int:
-        """``layer.d_state``.
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        int
-            The number of states.
-        """
-        return layer.d_state
 
 
 register_adapter(LRUAdapter())

@@ -50,7 +50,6 @@ from jaxtyping import Array, Float  # noqa: E402
 from ssmred.errors import DimensionError, NotStableError  # noqa: E402
 from ssmred.statespace import StateSpace  # noqa: E402
 from ssmred_jax._adapter import AbstractAdapter, MomentLayout, register_adapter  # noqa: E402
-from ssmred_jax.errors import DiagonalizationError  # noqa: E402
 from ssmred_jax.layers._continuous import (  # noqa: E402
     check_discretization,
     continuous_from_discrete,
@@ -58,7 +57,9 @@ from ssmred_jax.layers._continuous import (  # noqa: E402
     half_states_from_real,
     nearest_modes,
 )
-from ssmred_jax.layers.lru import _check_positive_int, _host_f64, _real_dtype, diagonal_scan  # noqa: E402
+from ssmred_jax.layers._conversion import check_condition, check_target, is_diagonal  # noqa: E402
+from ssmred_jax.layers._conversion import host_f64 as _host_f64  # noqa: E402
+from ssmred_jax.layers.lru import _check_positive_int, _real_dtype, diagonal_scan  # noqa: E402
 
 __all__ = ["S5", "S5_FIELDS", "S5Adapter", "hippo_n"]
 
@@ -476,9 +477,9 @@ class S5Adapter(AbstractAdapter[S5]):
     """
 
     layer_type: ClassVar[type] = S5
-
-    def __repr__(self) -> str:
-        return "S5Adapter()"
+    state_axes: ClassVar[Mapping[str, int]] = _STATE_AXES
+    state_size_attribute: ClassVar[str] = "n_states"  # the stored states
+    moment_fields: ClassVar[MomentLayout] = MomentLayout(("Lambda_re", "Lambda_im", "log_step"), "B", "C")
 
     def to_statespace(self, layer: S5, *, exact: bool = False) -> StateSpace:
         r"""The analysed complex system (``exact=False``) or the layer's real input/output map (``exact=True``).
@@ -541,17 +542,7 @@ class S5Adapter(AbstractAdapter[S5]):
         """
         from ssmred_jax import kernels
 
-        if not isinstance(sys, StateSpace):
-            raise TypeError(f"sys must be a ssmred.StateSpace; got {type(sys).__name__}")
-        if not isinstance(like, S5):
-            raise TypeError(f"like must be an ssmred_jax.S5; got {type(like).__name__}")
-        if not sys.is_discrete:
-            raise ValueError("sys must be a discrete-time system (dt > 0): the layer is analysed after discretisation")
-        H = like.d_model
-        if sys.n_inputs != H or sys.n_outputs != H:
-            raise DimensionError(
-                f"sys must have n_inputs = n_outputs = like.d_model = {H}; got {sys.n_inputs}, {sys.n_outputs}"
-            )
+        check_target(sys, like, S5, discrete_reason="the layer is analysed after discretisation")
         Dm = np.asarray(sys.D)
         A, Bs, Cs = np.asarray(sys.A), np.asarray(sys.B), np.asarray(sys.C)
         if exact:
@@ -564,7 +555,7 @@ class S5Adapter(AbstractAdapter[S5]):
                 raise ValueError("exact=True needs an invertible state matrix (the one-step advance is undone)")
             Bd = Bd / mu[:, None]
             Dm = Dm - 2.0 * np.real(Cd @ Bd)
-        elif np.count_nonzero(A - np.diag(np.diag(A))) == 0:
+        elif is_diagonal(A):
             mu, Bd, Cd = np.diag(A).astype(np.complex128), Bs.astype(np.complex128), Cs.astype(np.complex128)
         else:
             with jax.enable_x64(True):
@@ -572,11 +563,7 @@ class S5Adapter(AbstractAdapter[S5]):
                 form = kernels.diagonalize(*systems)
                 cond = float(form.cond[0])
                 mu, Bd, Cd = (np.asarray(jax.device_get(x[0])) for x in (form.mu, form.B, form.C))
-            if not np.isfinite(cond) or cond > max_condition:
-                raise DiagonalizationError(
-                    f"the state matrix is defective or nearly so: cond(V) = {cond:.3g} > max_condition = "
-                    f"{max_condition:.3g}"
-                )
+            check_condition(cond, max_condition)
         scale = max(1.0, float(np.abs(Dm).max())) if Dm.size else 1.0
         if np.abs(Dm - np.diag(np.diag(Dm))).max(initial=0.0) > (1e-10 * scale if exact else 0.0):
             raise DimensionError("sys.D must be diagonal: an S5 layer has an elementwise feedthrough D * u")
@@ -700,74 +687,6 @@ class S5Adapter(AbstractAdapter[S5]):
             re = jnp.minimum(re, _CLIP)
         a = lax.complex(re, layer.Lambda_im.astype(jnp.float64))
         return discretize_diagonal(a, jnp.exp(layer.log_step[:, 0].astype(jnp.float64)), layer.discretization)[2]
-
-    def moment_layout(self, layer: S5 | None) -> MomentLayout:
-        """Per-state fields and the packed ``B``, ``C`` (trailing real/imaginary axis).
-
-        Parameters
-        ----------
-        layer
-            The layer (unused).
-
-        Returns
-        -------
-        MomentLayout
-            The layout.
-        """
-        return MomentLayout(("Lambda_re", "Lambda_im", "log_step"), "B", "C")
-
-    def write_back(self, layer: S5, params: Mapping[str, jax.Array]) -> S5:
-        """A new layer with the reduced state parameters and the old ``D`` and settings.
-
-        Parameters
-        ----------
-        layer
-            The layer before the reduction.
-        params
-            ``Lambda_re``, ``Lambda_im``, ``log_step``, ``B``, ``C``.
-
-        Returns
-        -------
-        S5
-            The new layer.
-        """
-        return S5.from_parameters(
-            D=layer.D,
-            discretization=layer.discretization,
-            conj_sym=layer.conj_sym,
-            clip_eigs=layer.clip_eigs,
-            **{k: params[k] for k in _STATE_AXES},
-        )
-
-    def state_parameters(self, layer: S5 | None) -> Mapping[str, int]:
-        """``Lambda_re, Lambda_im, log_step, B`` (axis 0) and ``C`` (axis 1).
-
-        Parameters
-        ----------
-        layer
-            The layer (unused).
-
-        Returns
-        -------
-        Mapping
-            Name -> state axis.
-        """
-        return dict(_STATE_AXES)
-
-    def state_size(self, layer: S5) -> int:
-        """``layer.n_states`` (the stored states).
-
-        Parameters
-        ----------
-        layer
-            The layer.
-
-        Returns
-        -------
-        int
-            The number of stored states.
-        """
-        return layer.n_states
 
 
 register_adapter(S5Adapter())
