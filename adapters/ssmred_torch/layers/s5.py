@@ -51,6 +51,9 @@ half-states with one member per conjugate pair and real poles as one state with 
 
 Bidirectional S5 layers (two output matrices) are not supported.
 
+**Layout.** The lindermanlab/S5 importer :func:`s5_from_reference` lives in
+:mod:`~ssmred_torch.layers.s5_reference` and is re-exported here.
+
 References
 ----------
 smith2023s5
@@ -59,8 +62,7 @@ smith2023s5
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Literal
 
 from ssmred._require import require
 
@@ -74,6 +76,7 @@ from torch import nn  # noqa: E402
 from ssmred.errors import DimensionError  # noqa: E402
 from ssmred_torch._adapter import replace_parameter_  # noqa: E402
 from ssmred_torch.layers._continuous import check_discretization, discretize_diagonal  # noqa: E402
+from ssmred_torch.layers.s5_reference import s5_from_reference as s5_from_reference  # noqa: E402
 from ssmred_torch.scan import diagonal_scan, diagonal_scan_sequential  # noqa: E402
 
 __all__ = ["S5", "hippo_n", "s5_from_reference", "s5_matrices"]
@@ -481,121 +484,3 @@ def s5_matrices(layer: S5) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, to
     if not isinstance(layer, S5):
         raise TypeError(f"layer must be an ssmred_torch.S5; got {type(layer).__name__}")
     return _discrete(layer, torch.float64)
-
-
-# ---------------------------------------------------------------------------------------------- importer
-def _array(params: Mapping[str, Any], name: str) -> torch.Tensor:
-    if name not in params:
-        raise ValueError(f"the S5 parameters lack {name!r} (expected Lambda_re, Lambda_im, B, C, D, log_step)")
-    value = params[name]
-    try:
-        if isinstance(value, torch.Tensor):
-            return value.detach().to(torch.float64).cpu()
-        return torch.from_numpy(np.array(value, dtype=np.float64, copy=True))
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{name} must be a real array; got {type(value).__name__}") from exc
-
-
-def s5_from_reference(
-    params: Mapping[str, Any],
-    *,
-    discretization: Literal["zoh", "bilinear"] = "zoh",
-    conj_sym: bool = True,
-    clip_eigs: bool = False,
-    step_rescale: float = 1.0,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-) -> S5:
-    r"""An :class:`S5` layer with the parameters of one lindermanlab/S5 ``S5SSM`` (arrays by name).
-
-    The layout of that module's parameters (a flax parameter dict; its arrays may be jax or numpy
-    arrays, or torch tensors): ``Lambda_re``, ``Lambda_im`` ``(P,)``; ``B`` ``(P, H, 2)`` and ``C``
-    ``(H, P, 2)`` — :math:`\tilde B` and :math:`\tilde C` as trailing real/imaginary pairs; ``D``
-    ``(H,)``; ``log_step`` ``(P, 1)`` (or ``(P,)``). ``P`` is the number of *stored* states (half of
-    ``ssm_size`` under ``conj_sym``). The S5 output is :math:`2\,\mathrm{Re}(\tilde C x)` with
-    ``conj_sym`` and :math:`\mathrm{Re}(\tilde C x)` without, plus :math:`D \odot u`, as here.
-
-    Parameters
-    ----------
-    params
-        The arrays by name (extra names are ignored).
-    discretization
-        The model's ``discretization`` (``"zoh"`` or ``"bilinear"``).
-    conj_sym
-        The model's ``conj_sym``.
-    clip_eigs
-        The model's ``clip_eigs``.
-    step_rescale
-        S5's ``step_rescale``: the steps used are :math:`\text{step\_rescale}\cdot e^{\text{log\_step}}`
-        (folded into the imported ``log_step``).
-    dtype, device
-        Parameter dtype and device of the new layer.
-
-    Returns
-    -------
-    S5
-        The layer (same transfer function).
-
-    Raises
-    ------
-    ValueError
-        For missing names, a bidirectional layer (``C1``/``C2``) or an invalid ``step_rescale``.
-    DimensionError
-        If the shapes do not fit.
-
-    Examples
-    --------
-    >>> P, H = 4, 3                                                      # synthetic parameters
-    >>> params = {"Lambda_re": -0.5 * np.ones(P), "Lambda_im": np.arange(P, dtype=float),
-    ...           "B": np.random.default_rng(0).normal(size=(P, H, 2)),
-    ...           "C": np.random.default_rng(1).normal(size=(H, P, 2)),
-    ...           "D": np.ones(H), "log_step": np.full((P, 1), np.log(0.01))}
-    >>> layer = s5_from_reference(params)
-    >>> layer.n_states, layer.d_state, layer.d_model
-    (4, 8, 3)
-    """
-    check_discretization(discretization)
-    if "C1" in params or "C2" in params:
-        raise ValueError("bidirectional S5 layers (C1, C2) are not supported")
-    scale = float(step_rescale)
-    if not (math.isfinite(scale) and scale > 0.0):
-        raise ValueError(f"step_rescale must be a finite float > 0; got {step_rescale!r}")
-    lam_re, lam_im, B, C, D, log_step = (
-        _array(params, k) for k in ("Lambda_re", "Lambda_im", "B", "C", "D", "log_step")
-    )
-    if lam_re.ndim != 1 or tuple(lam_im.shape) != tuple(lam_re.shape):
-        raise DimensionError(
-            f"Lambda_re, Lambda_im must have shape (P,); got {tuple(lam_re.shape)}, {tuple(lam_im.shape)}"
-        )
-    n = int(lam_re.shape[0])
-    if D.ndim != 1:
-        raise DimensionError(f"D must have shape (H,); got {tuple(D.shape)}")
-    H = int(D.shape[0])
-    if log_step.ndim == 2 and log_step.shape[1] == 1:
-        log_step = log_step[:, 0]
-    if tuple(B.shape) != (n, H, 2) or tuple(C.shape) != (H, n, 2) or tuple(log_step.shape) != (n,):
-        raise DimensionError(
-            f"expected B (P, H, 2) = {(n, H, 2)}, C (H, P, 2) = {(H, n, 2)}, log_step (P, 1); got "
-            f"{tuple(B.shape)}, {tuple(C.shape)}, {tuple(log_step.shape)}"
-        )
-    layer = S5(
-        H,
-        2 * n if conj_sym else n,
-        discretization=discretization,
-        conj_sym=conj_sym,
-        clip_eigs=clip_eigs,
-        dtype=dtype,
-        device=device,
-        generator=torch.Generator().manual_seed(0),  # values are overwritten; keep the global RNG untouched
-    )
-    layer.replace_parameters_(
-        Lambda_re=lam_re,
-        Lambda_im=lam_im,
-        log_step=log_step + math.log(scale),
-        B_re=B[..., 0],
-        B_im=B[..., 1],
-        C_re=C[..., 0],
-        C_im=C[..., 1],
-        D=D,
-    )
-    return layer
