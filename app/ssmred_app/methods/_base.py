@@ -1,0 +1,120 @@
+"""The hooks every method has and the records they share.
+
+Owns :class:`Method` (plain training; the base of every method), :func:`record_outside_loop` (a
+reduction made at step 0 or after the last epoch, timed into the run's training time) and the
+per-layer numbers of a reduction record (:func:`leading_hsv`, :func:`kept_share`, the bound relative to
+σ₁).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ssmred_app.report import pct
+
+
+class Method:
+    """Plain training (the ``full`` and from-scratch runs); subclasses override the hooks they need."""
+
+    name = "full"
+
+    def setup(self, trainer: Any) -> None:
+        """Called once the trainer's model and optimizer are final (after a resume), before training."""
+
+    def loss(self, trainer: Any, logits: Any, targets: Any, inputs: Any) -> Any:
+        """The training loss of one batch (cross-entropy)."""
+        import torch
+
+        return torch.nn.functional.cross_entropy(logits, targets)
+
+    def after_step(self, trainer: Any) -> None:
+        """Called after every optimizer step (``trainer.step`` steps are done)."""
+
+    def finish(self, trainer: Any) -> None:
+        """Called after the last epoch, before the final evaluation."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """Progress to save in a resumable checkpoint (``None``: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+def leading_hsv(hsv: Any) -> list[float]:
+    """The HSVs reported for a layer: its own, or for a layer of several systems (per-channel families)
+    those of the system with the largest σ₁.
+    """
+    import numpy as np
+
+    h = np.asarray(hsv, dtype=float)
+    return (h if h.ndim == 1 else h[int(np.argmax(h[:, 0]))]).tolist()
+
+
+def kept_share(hsv: Any, r: int) -> float:
+    r"""The share :math:`\sum_{i\le r}\sigma_i / \sum_i\sigma_i` kept by the leading ``r`` states of a layer.
+
+    Examples
+    --------
+    >>> kept_share([3.0, 1.0], 1)
+    0.75
+    """
+    h = np.atleast_2d(np.asarray(hsv, dtype=float))
+    total = float(h.sum())
+    return float(h[:, :r].sum() / total) if total > 0 else 1.0
+
+
+def _bound_rel(bound: float, hsv: Any) -> float | None:
+    h = np.atleast_2d(np.asarray(hsv, dtype=float))
+    s1 = float(h[:, 0].max()) if h.size else 0.0
+    return float(bound / s1) if s1 > 0 and bound is not None and math.isfinite(bound) else None
+
+
+def _sizes(model: Any) -> list[int]:
+    return list(model.state_sizes)
+
+
+def record_outside_loop(
+    trainer: Any,
+    record: dict[str, Any],
+    *,
+    seconds: float,
+    cpu_seconds: float,
+    acc_before: float | None,
+    dims_before: list[int],
+) -> None:
+    """Log a reduction made outside the training loop (at step 0 or after the last epoch).
+
+    Like :meth:`~ssmred_app.trainer.Trainer.record_reduction` (the record is completed with the step,
+    sizes and the validation accuracy before and after), and the reduction's wall and CPU time are added
+    to the run's training time, which the loop does not measure there. Uses only the trainer's public
+    ``model``, ``step``, ``total_steps``, ``result``, ``evaluate`` and ``log``.
+    """
+    dims_after = _sizes(trainer.model)
+    after = trainer.evaluate("val") if dims_after != dims_before else acc_before
+    record.update(
+        {
+            "step": trainer.step,
+            "fraction": trainer.step / trainer.total_steps,
+            "dims_before": list(dims_before),
+            "dims_after": dims_after,
+            "val_acc_before": acc_before,
+            "val_acc_after": after,
+            "time_s": seconds,
+        }
+    )
+    res = trainer.result
+    res.reductions.append(record)
+    res.reduction_time_s += seconds
+    res.train_time_s += seconds
+    res.train_cpu_s += cpu_seconds
+    if dims_after != dims_before:
+        res.dims_trace.append([trainer.step, dims_after])
+    trainer.log(
+        f"[{trainer.cfg.name}] step {trainer.step} ({100 * trainer.step / trainer.total_steps:.1f} %): state sizes "
+        f"{dims_before} -> {dims_after}; val acc {pct(acc_before)} -> {pct(after)}; {1000 * seconds:.1f} ms"
+        f"{'; ' + record['note'] if record.get('note') else ''}"
+    )
