@@ -47,20 +47,20 @@ from ssmred_jax.errors import DiagonalizationError as DiagonalizationError  # no
 from ssmred_jax.errors import ReductionWarning as ReductionWarning  # noqa: E402
 from ssmred_jax.layers.lru import LRU as LRU  # noqa: E402
 from ssmred_jax.layers.lru import LRU_FIELDS as LRU_FIELDS  # noqa: E402
-from ssmred_jax.layers.lru import LRUAdapter as LRUAdapter  # noqa: E402
-from ssmred_jax.layers.lru import diagonal_scan as diagonal_scan  # noqa: E402
-from ssmred_jax.layers.lru import diagonal_scan_sequential as diagonal_scan_sequential  # noqa: E402
+from ssmred_jax.layers.lru_adapter import LRUAdapter as LRUAdapter  # noqa: E402
 from ssmred_jax.layers.s5 import S5 as S5  # noqa: E402
 from ssmred_jax.layers.s5 import S5_FIELDS as S5_FIELDS  # noqa: E402
-from ssmred_jax.layers.s5 import S5Adapter as S5Adapter  # noqa: E402
+from ssmred_jax.layers.s5_adapter import S5Adapter as S5Adapter  # noqa: E402
 from ssmred_jax.optim import rebuild_opt_state as rebuild_opt_state  # noqa: E402
-from ssmred_jax.reduce import LayerReport as LayerReport  # noqa: E402
-from ssmred_jax.reduce import ReductionPlan as ReductionPlan  # noqa: E402
-from ssmred_jax.reduce import ReductionReport as ReductionReport  # noqa: E402
-from ssmred_jax.reduce import TruncationMap as TruncationMap  # noqa: E402
 from ssmred_jax.reduce import apply_reduction as apply_reduction  # noqa: E402
 from ssmred_jax.reduce import plan_reduction as plan_reduction  # noqa: E402
 from ssmred_jax.reduce import reduce_model as reduce_model  # noqa: E402
+from ssmred_jax.reports import LayerReport as LayerReport  # noqa: E402
+from ssmred_jax.reports import ReductionPlan as ReductionPlan  # noqa: E402
+from ssmred_jax.reports import ReductionReport as ReductionReport  # noqa: E402
+from ssmred_jax.reports import TruncationMap as TruncationMap  # noqa: E402
+from ssmred_jax.scan import diagonal_scan as diagonal_scan  # noqa: E402
+from ssmred_jax.scan import diagonal_scan_sequential as diagonal_scan_sequential  # noqa: E402
 
 __all__ = [
     "LRU",

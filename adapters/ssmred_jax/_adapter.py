@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping
+import importlib
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from ssmred._require import require
@@ -434,3 +435,18 @@ def replace_layers(model: Any, replacements: Mapping[int, Any]) -> Any:
             raise ValueError(f"replacements: leaf {index} is not an SSM layer of the model")
     leaves = [replacements.get(i, leaf) for i, leaf in enumerate(leaves)]
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _lazy_attributes(module: str, **homes: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that imports each name of ``homes`` from its home module on first use.
+
+    A layer module keeps re-exporting its adapter this way: the adapter's module imports the layer's,
+    so importing it back at import time would be a cycle.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name in homes:
+            return getattr(importlib.import_module(homes[name]), name)
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+
+    return __getattr__
