@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from ssmred._require import require
@@ -44,39 +43,35 @@ import equinox as eqx  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
-import numpy as np  # noqa: E402
 from jax import lax  # noqa: E402
 from jaxtyping import Array, Float  # noqa: E402
 
 from ssmred.errors import DimensionError  # noqa: E402
 from ssmred_jax._adapter import _lazy_attributes  # noqa: E402
 from ssmred_jax.layers._conversion import host_f64 as _host_f64  # noqa: E402, F401 (its former home)
+from ssmred_jax.layers._fields import (  # noqa: E402  # noqa: E402
+    _check_positive_int,
+    _real_dtype,
+    check_field_shapes,
+    check_float_dtype,
+    new_module,
+)
 from ssmred_jax.scan import diagonal_scan, diagonal_scan_sequential  # noqa: E402
 
 __all__ = ["LRU", "LRU_FIELDS", "LRUAdapter", "diagonal_scan", "diagonal_scan_sequential"]  # noqa: F822 (LRUAdapter: __getattr__)
 
 #: The LRU's fields in the published order (the pytree leaf order).
 LRU_FIELDS: tuple[str, ...] = ("nu_log", "theta_log", "B_re", "B_im", "C_re", "C_im", "D", "gamma_log")
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < 1:
-        raise ValueError(f"{name} must be an int >= 1; got {value!r}")
-    return int(value)
-
-
-def _real_dtype(dtype: Any) -> jnp.dtype:
-    if dtype is None:
-        return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))  # float32 unless x64 is enabled
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be float32 or float64; got {dtype!r}") from exc
-    if dt not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
-        raise TypeError(f"dtype must be float32 or float64; got {dtype!r}")
-    if dt == jnp.float64 and not jax.config.x64_enabled:
-        raise ValueError("dtype=float64 needs 64-bit types: create the layer inside `with jax.enable_x64(True):`")
-    return dt
+_SHAPES: dict[str, tuple[str, ...]] = {
+    "nu_log": ("n",),
+    "theta_log": ("n",),
+    "gamma_log": ("n",),
+    "B_re": ("n", "H"),
+    "B_im": ("n", "H"),
+    "C_re": ("H", "n"),
+    "C_im": ("H", "n"),
+    "D": ("H",),
+}
 
 
 @functools.partial(jax.jit, static_argnames=("n", "H", "r_min", "r_max", "max_phase", "dtype_name"))
@@ -238,14 +233,9 @@ class LRU(eqx.Module):
             "gamma_log": gamma_log,
         }
         arrays = {k: jnp.asarray(v) for k, v in values.items()}
-        _check_parameter_shapes(arrays)
-        dtypes = {a.dtype for a in arrays.values()}
-        if len(dtypes) != 1 or not jnp.issubdtype(next(iter(dtypes)), jnp.floating):
-            raise TypeError(f"the LRU parameters must share one float dtype; got {sorted(str(d) for d in dtypes)}")
-        layer = object.__new__(cls)  # how equinox itself rebuilds a module from its leaves
-        for name in LRU_FIELDS:
-            object.__setattr__(layer, name, arrays[name])
-        return layer
+        check_field_shapes(arrays, _SHAPES, sizes={"n": "nu_log", "H": "D"})
+        check_float_dtype(arrays, "LRU")
+        return new_module(cls, {name: arrays[name] for name in LRU_FIELDS})
 
     # ------------------------------------------------------------------ sizes and matrices
     @property
@@ -370,29 +360,6 @@ def _forward(layer: LRU, u: jax.Array) -> jax.Array:
 @jax.jit
 def _forward_sequential(layer: LRU, u: jax.Array) -> jax.Array:
     return layer._read(diagonal_scan_sequential(layer.eigenvalues(), layer._drive(u)), u)
-
-
-def _check_parameter_shapes(arrays: Mapping[str, jax.Array]) -> None:
-    n = int(arrays["nu_log"].shape[0]) if arrays["nu_log"].ndim == 1 else -1
-    H = int(arrays["D"].shape[0]) if arrays["D"].ndim == 1 else -1
-    if n < 1 or H < 1:
-        raise DimensionError(
-            f"nu_log and D must be non-empty vectors; got shapes {tuple(arrays['nu_log'].shape)} and "
-            f"{tuple(arrays['D'].shape)}"
-        )
-    expected = {
-        "nu_log": (n,),
-        "theta_log": (n,),
-        "gamma_log": (n,),
-        "B_re": (n, H),
-        "B_im": (n, H),
-        "C_re": (H, n),
-        "C_im": (H, n),
-        "D": (H,),
-    }
-    for name, shape in expected.items():
-        if tuple(arrays[name].shape) != shape:
-            raise DimensionError(f"{name} must have shape {shape} (n={n}, H={H}); got {tuple(arrays[name].shape)}")
 
 
 #: ``LRUAdapter`` lives in ``layers/lru_adapter.py`` (which imports this module); still importable from here

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
 from typing import Any
 
 from ssmred._require import require
@@ -51,13 +50,27 @@ from jaxtyping import Array, Float  # noqa: E402
 from ssmred.errors import DimensionError  # noqa: E402
 from ssmred_jax._adapter import _lazy_attributes  # noqa: E402
 from ssmred_jax.layers._continuous import check_discretization, discretize_diagonal  # noqa: E402
-from ssmred_jax.layers.lru import _check_positive_int, _real_dtype  # noqa: E402
+from ssmred_jax.layers._fields import (  # noqa: E402  # noqa: E402
+    _check_positive_int,
+    _real_dtype,
+    check_field_shapes,
+    check_float_dtype,
+    new_module,
+)
 from ssmred_jax.scan import diagonal_scan  # noqa: E402
 
 __all__ = ["S5", "S5_FIELDS", "S5Adapter", "hippo_n"]  # noqa: F822 (S5Adapter: __getattr__)
 
 #: The S5 fields in lindermanlab/S5's names (the pytree leaf order).
 S5_FIELDS: tuple[str, ...] = ("Lambda_re", "Lambda_im", "B", "C", "D", "log_step")
+_SHAPES: dict[str, tuple[str | int, ...]] = {
+    "Lambda_re": ("P",),
+    "Lambda_im": ("P",),
+    "B": ("P", "H", 2),
+    "C": ("H", "P", 2),
+    "D": ("H",),
+    "log_step": ("P", 1),
+}
 _CLIP = -1e-4  # S5's clip_eigs bound on the real part
 
 
@@ -278,19 +291,12 @@ class S5(eqx.Module):
         }
         if arrays["log_step"].ndim == 1:
             arrays["log_step"] = arrays["log_step"][:, None]
-        _check_parameter_shapes(arrays)
-        dtypes = {a.dtype for a in arrays.values()}
-        if len(dtypes) != 1 or not jnp.issubdtype(next(iter(dtypes)), jnp.floating):
-            raise TypeError(f"the S5 parameters must share one float dtype; got {sorted(str(d) for d in dtypes)}")
+        check_field_shapes(arrays, _SHAPES, sizes={"P": "Lambda_re", "H": "D"})
+        check_float_dtype(arrays, "S5")
         if scale != 1.0:
             arrays["log_step"] = arrays["log_step"] + jnp.asarray(math.log(scale), dtype=arrays["log_step"].dtype)
-        layer = object.__new__(cls)
-        for name in S5_FIELDS:
-            object.__setattr__(layer, name, arrays[name])
-        object.__setattr__(layer, "discretization", discretization)
-        object.__setattr__(layer, "conj_sym", conj_sym)
-        object.__setattr__(layer, "clip_eigs", clip_eigs)
-        return layer
+        settings = {"discretization": discretization, "conj_sym": conj_sym, "clip_eigs": clip_eigs}
+        return new_module(cls, {**{name: arrays[name] for name in S5_FIELDS}, **settings})
 
     # ------------------------------------------------------------------ sizes and system data
     @property
@@ -396,27 +402,6 @@ def _forward(layer: S5, u: jax.Array) -> jax.Array:
     y = jnp.real(x) @ layer.C[..., 0].T - jnp.imag(x) @ layer.C[..., 1].T
     D = jnp.reshape(layer.D, (1,) * (u.ndim - 1) + (layer.d_model,))
     return (2.0 * y if layer.conj_sym else y) + D * u
-
-
-def _check_parameter_shapes(arrays: Mapping[str, jax.Array]) -> None:
-    n = int(arrays["Lambda_re"].shape[0]) if arrays["Lambda_re"].ndim == 1 else -1
-    H = int(arrays["D"].shape[0]) if arrays["D"].ndim == 1 else -1
-    if n < 1 or H < 1:
-        raise DimensionError(
-            f"Lambda_re and D must be non-empty vectors; got shapes {tuple(arrays['Lambda_re'].shape)} and "
-            f"{tuple(arrays['D'].shape)}"
-        )
-    expected = {
-        "Lambda_re": (n,),
-        "Lambda_im": (n,),
-        "B": (n, H, 2),
-        "C": (H, n, 2),
-        "D": (H,),
-        "log_step": (n, 1),
-    }
-    for name, shape in expected.items():
-        if tuple(arrays[name].shape) != shape:
-            raise DimensionError(f"{name} must have shape {shape} (P={n}, H={H}); got {tuple(arrays[name].shape)}")
 
 
 #: ``S5Adapter`` lives in ``layers/s5_adapter.py`` (which imports this module); still importable from here
