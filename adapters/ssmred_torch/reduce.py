@@ -21,23 +21,20 @@ the real output map of the layer for the output rules ``"complex"`` and ``"real"
 S4D, S5) the reported bound is twice that, :math:`4\sum_{i>r}\sigma_i`, which is what holds for the
 real output.
 
-Several processes (DDP): every reduction decision of :func:`reduce_model` (the plan: HSVs, orders,
-reduced systems) and of :class:`~ssmred_torch.CompreSSM` (a pragmatic check's verdict) is made through
-:func:`decide`. Outside :func:`shared_decisions` that is a plain call; inside it, the hook given there
-makes it on one process and hands its result to every process (e.g. ``broadcast_object_list`` from rank
-0), so every rank applies the same plan to its own copy of the model.
+Several processes (DDP): the decisions (the plan of :func:`reduce_model`, a pragmatic check's verdict)
+go through :func:`~ssmred_torch.decisions.decide`, so that under
+:func:`~ssmred_torch.decisions.shared_decisions` one process makes them for all (both re-exported here).
+The plan types :class:`LayerPlan` and :class:`ReductionPlan` live in :mod:`ssmred_torch.reports`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
 
 from ssmred._require import require
 
@@ -59,10 +56,11 @@ from ssmred_torch._adapter import (  # noqa: E402
     adapter_for,
     ssm_layers,
 )
+from ssmred_torch.decisions import decide, shared_decisions  # noqa: E402
 from ssmred_torch.errors import ReductionWarning  # noqa: E402
 from ssmred_torch.kernels import diagonalize, hankel_svd_diagonal, truncate_diagonal  # noqa: E402
 from ssmred_torch.optim import OptimizerPolicy, check_optimizer, update_optimizer_state  # noqa: E402
-from ssmred_torch.reports import LayerReport, ReductionReport  # noqa: E402
+from ssmred_torch.reports import LayerPlan, LayerReport, ReductionPlan, ReductionReport  # noqa: E402
 
 __all__ = [
     "LayerPlan",
@@ -97,111 +95,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-# ---------------------------------------------------------------------------------------------- decisions
-_T = TypeVar("_T")
-#: the active hook of shared_decisions (None: decide locally)
-_DECIDER: contextvars.ContextVar[Callable[[Callable[[], Any]], Any] | None] = contextvars.ContextVar(
-    "ssmred_torch_decider", default=None
-)
-
-
-def decide(thunk: Callable[[], _T]) -> _T:
-    """Make one reduction decision: ``thunk()``, or through the hook of the enclosing :func:`shared_decisions`.
-
-    Parameters
-    ----------
-    thunk
-        Computes the decision (a :class:`ReductionPlan`, a verdict) from the local model.
-
-    Returns
-    -------
-    object
-        What ``thunk`` returned (on the deciding process) or its copy (on the others).
-
-    Examples
-    --------
-    >>> decide(lambda: 42)
-    42
-    """
-    hook = _DECIDER.get()
-    return thunk() if hook is None else hook(thunk)
-
-
-@contextlib.contextmanager
-def shared_decisions(hook: Callable[[Callable[[], Any]], Any]) -> Iterator[None]:
-    """Within the block, every :func:`decide` goes through ``hook`` (one process decides for all).
-
-    Parameters
-    ----------
-    hook
-        ``hook(thunk)`` must call ``thunk`` on exactly one process and return its result on every
-        process, e.g. with ``torch.distributed.broadcast_object_list`` from rank 0 (tensors moved to
-        the CPU before sending and to each process's device after). Every process must reach every
-        decision (they do: reductions happen at the same steps on all ranks).
-
-    Yields
-    ------
-    None
-        The block runs with ``hook`` in place (restored on exit, also on an exception).
-
-    Examples
-    --------
-    >>> from ssmred_torch import LRUModel, rank
-    >>> model = LRUModel(1, 4, 16, 2, 3, dtype=torch.float64)
-    >>> calls = []
-    >>> def hook(thunk):          # a one-process stand-in for "rank 0 decides, the plan is broadcast"
-    ...     calls.append(1)
-    ...     return thunk()
-    >>> with shared_decisions(hook):
-    ...     _ = reduce_model(model, rank(6))
-    >>> len(calls), model.state_sizes
-    (1, [6, 6])
-    """
-    token = _DECIDER.set(hook)
-    try:
-        yield
-    finally:
-        _DECIDER.reset(token)
-
-
 # ---------------------------------------------------------------------------------------------- plans
-@dataclass(frozen=True)
-class LayerPlan:
-    """The planned reduction of one layer.
-
-    Attributes
-    ----------
-    report
-        The decision (``status`` ``"reduced"`` means *planned*; applying may still refuse).
-    reduced
-        The reduced, re-diagonalised systems (``None`` unless the layer is to be reduced).
-    """
-
-    report: LayerReport
-    reduced: ReducedSystems | None = None
-
-
-@dataclass(frozen=True)
-class ReductionPlan:
-    """What :func:`plan_reduction` decided for every SSM layer of a model (module order).
-
-    Attributes
-    ----------
-    layers
-        One :class:`LayerPlan` per layer.
-    seconds
-        Wall time of the planning.
-    """
-
-    layers: tuple[LayerPlan, ...]
-    seconds: float
-
-    @property
-    def sizes_after(self) -> tuple[int, ...]:
-        """Planned state sizes."""
-        return tuple(p.report.n_after for p in self.layers)
-
-
 def _layer_orders(mode: SelectionMode, hsvs: list[np.ndarray]) -> list[int]:
     """One order per layer from the ``(G, n)`` HSV arrays of every layer (see the module docstring)."""
     counts = [h.shape[0] for h in hsvs]

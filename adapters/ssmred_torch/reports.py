@@ -1,13 +1,18 @@
-"""Reports of a reduction pass: one :class:`LayerReport` per SSM layer, gathered in a :class:`ReductionReport`."""
+"""What a reduction decided and did: the plan (:class:`ReductionPlan` of :class:`LayerPlan`) and the reports
+(one :class:`LayerReport` per SSM layer, gathered in a :class:`ReductionReport`).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-__all__ = ["LayerReport", "ReductionReport", "Status"]
+if TYPE_CHECKING:
+    from ssmred_torch._systems import ReducedSystems
+
+__all__ = ["LayerPlan", "LayerReport", "ReductionPlan", "ReductionReport", "Status"]
 
 Status = Literal["reduced", "gated", "refused"]
 
@@ -115,3 +120,40 @@ class ReductionReport:
     def warnings(self) -> tuple[str, ...]:
         """Messages of the refused layers."""
         return tuple(f"{lr.name or '<layer>'}: {lr.message}" for lr in self.layers if lr.status == "refused")
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """The planned reduction of one layer.
+
+    Attributes
+    ----------
+    report
+        The decision (``status`` ``"reduced"`` means *planned*; applying may still refuse).
+    reduced
+        The reduced, re-diagonalised systems (``None`` unless the layer is to be reduced).
+    """
+
+    report: LayerReport
+    reduced: ReducedSystems | None = None
+
+
+@dataclass(frozen=True)
+class ReductionPlan:
+    """What :func:`plan_reduction` decided for every SSM layer of a model (module order).
+
+    Attributes
+    ----------
+    layers
+        One :class:`LayerPlan` per layer.
+    seconds
+        Wall time of the planning.
+    """
+
+    layers: tuple[LayerPlan, ...]
+    seconds: float
+
+    @property
+    def sizes_after(self) -> tuple[int, ...]:
+        """Planned state sizes."""
+        return tuple(p.report.n_after for p in self.layers)
