@@ -3,7 +3,8 @@
 * functions: a summary line, a ``Parameters`` section documenting exactly the signature, a doctested
   ``Examples`` section and a ``Returns`` section;
 * classes: the constructor's parameters under ``Parameters`` (value types may use ``Attributes``),
-  and for every public method a docstring documenting exactly its parameters (properties: a docstring).
+  and for every public method a docstring documenting exactly its parameters (properties: a docstring),
+  the methods a class inherits from the project's own bases (mixins) included.
 """
 
 from __future__ import annotations
@@ -53,9 +54,22 @@ def _check_params(where: str, expected: list[str], documented: list[str], proble
         problems.append(f"{where}: documented twice: {duplicated}")
 
 
+_PROJECT_PACKAGES = ("ssmred", "ssmred_torch", "ssmred_jax", "ssmred_app")
+
+
+def _own_members(cls: type) -> dict[str, object]:
+    """``vars`` of the class and of every base defined in this project (mixins such as ``Mamba``'s
+    scan and calibration bases are not collected on their own), the most derived definition winning."""
+    members: dict[str, object] = {}
+    for base in reversed(cls.__mro__):
+        if base is cls or base.__module__.split(".")[0] in _PROJECT_PACKAGES:
+            members.update(vars(base))
+    return members
+
+
 def _public_methods(cls: type, skip: frozenset[str] = frozenset()) -> list[tuple[str, object]]:
     out = []
-    for name, member in vars(cls).items():
+    for name, member in _own_members(cls).items():
         if (name.startswith("_") and name != "__call__") or name in skip:
             continue
         out.append((name, member))

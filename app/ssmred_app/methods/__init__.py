@@ -19,7 +19,8 @@ work done outside the training loop (at step 0 and after the last epoch) is time
 and added to the run's training time (:func:`record_outside_loop`), so that every method's CPU time
 counts everything it costs except evaluation.
 
-:func:`build_method` makes the method of a configuration (``method.name``, :class:`~ssmred_app.config.MethodConfig`):
+:func:`build_method` makes the method of a configuration (``method.name``,
+:class:`~ssmred_app.config_sections.MethodConfig`):
 
 ========================  =====================================================================
 ``full``                  :class:`Method` — plain training (also the same-size-from-scratch runs)
