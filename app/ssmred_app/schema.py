@@ -183,6 +183,8 @@ def validate_mapping(cls: type[_ModelT], raw: Any, *, where: str = "") -> tuple[
             problems += [f"{at}.{p}" if at else p for p in err["ctx"]["problems"]]
         elif kind in ("extra_forbidden", "invalid_key"):
             problems.append(f"{at}: unknown key (valid keys: {', '.join(model.model_fields)})")
+        elif kind == "finite_number":
+            problems.append(f"{at}: expected a finite number, got {node!r}")
         elif kind in ("model_type", "model_attributes_type", "dict_type"):
             problems.append(f"{at or 'config'}: expected a mapping, got {type(node).__name__}")
         elif at not in typed:

@@ -33,6 +33,14 @@ def test_types_are_strict_and_floats_accept_ints() -> None:
     ]
 
 
+def test_non_finite_floats_are_named_as_such() -> None:
+    # pydantic's allow_inf_nan=False error: the message says what is wrong (was "expected float, got inf")
+    assert _problems({"optim": {"lr": float("inf"), "weight_decay": float("nan")}}) == [
+        "optim.lr: expected a finite number, got inf",
+        "optim.weight_decay: expected a finite number, got nan",
+    ]
+
+
 def test_every_problem_at_once() -> None:
     problems = _problems(
         {
