@@ -205,7 +205,25 @@ def _module_sections_to_rubrics(app, what, name, obj, options, lines) -> None:  
     lines[:] = out
 
 
+def _encrypt_kernel_transport() -> None:
+    """Let the notebook kernels use CurveZMQ keys (``transport_encryption="auto"``).
+
+    ipykernel >= 7.3 warns on every start over plain TCP ("Kernel is running over TCP without
+    encryption"), once per notebook in the build log. myst-nb and jupyter-cache create their kernel
+    managers themselves, so the default of the trait is set (older jupyter_client: no such trait, no
+    warning).
+    """
+    try:
+        from jupyter_client.manager import KernelManager
+    except ImportError:
+        return
+    trait = KernelManager.class_traits().get("transport_encryption")
+    if trait is not None:
+        trait.default_value = "auto"
+
+
 def setup(app):  # noqa: ANN001, ANN201
+    _encrypt_kernel_transport()
     app.connect("source-read", _on_source_read)
     app.connect("autodoc-process-docstring", _module_sections_to_rubrics, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
