@@ -26,8 +26,18 @@ EXIT_CONFIG = 2
 EXIT_INTERRUPTED = 130
 
 
-class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    pass
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Descriptions wrapped to the terminal paragraph by paragraph (blank lines kept); a default shown
+    only where an option has one (not ``None`` or an unset flag).
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return "\n\n".join(super(_Formatter, self)._fill_text(par, width, indent) for par in text.split("\n\n"))
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _new_run_dir(kind: str) -> Path:
@@ -210,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ssmred`` command."""
     p = argparse.ArgumentParser(
         prog="ssmred",
-        description="Balanced truncation for deep state-space models: train LRU models that shrink while "
-        "they learn (CompreSSM), analyse and reduce trained layers.",
+        description="Balanced truncation for deep state-space models: train SSM classifiers (LRU, S4D, S5, "
+        "Mamba) that shrink while they learn (CompreSSM), compare them with baselines, analyse and reduce "
+        "trained layers.",
         formatter_class=_Formatter,
     )
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -220,10 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser(
         "demo",
         help="full vs CompreSSM vs same-size-from-scratch on digits (a few minutes on a CPU)",
-        description="Train (1) the full-size LRU (n=64), (2) the same with CompreSSM in tolerance mode and (3) "
-        "the CompreSSM run's final per-layer sizes from scratch, on scikit-learn's digits read as 64-step "
-        "pixel sequences (no download). Prints a table and writes a run folder with report.md/.html, "
-        "metrics.json, plots and checkpoints.",
+        description="On scikit-learn's digits read as 64-step pixel sequences (no download), one seed, LRU. "
+        "The paper shape (1 block, H=8, n=256): the full model, CompreSSM in tolerance mode, its final sizes "
+        "from scratch, and the same sizes cut by balanced truncation at step 0 (BT-init); then the default "
+        "shape (2 blocks, H=16, n=64), where scratch is as good. Prints a table and writes a run folder with "
+        "report.md/.html, metrics.json, plots and checkpoints.",
         formatter_class=_Formatter,
     )
     d.add_argument("--quick", action="store_true", help="smoke-test size (n=32, 4 epochs; under a minute)")
@@ -237,14 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train one configuration (YAML), with optional in-training reduction",
-        description="Train an LRU classifier from a YAML config. Overrides are dotted key=value pairs, e.g. "
+        description="Train an SSM classifier from a YAML config. Overrides are dotted key=value pairs, e.g. "
         "optim.epochs=5 compression.mode=tolerance compression.tau=0.05. The run folder holds "
         "checkpoints/last.pt; running the same command again resumes from it.\n\n"
         "Config sections: data (name: digits|mnist1d|listops|npz, path, n_samples, seq_len, val_fraction, "
-        "test_fraction, split_seed), model (d_model, d_state, n_layers, dropout, r_min, r_max), optim (epochs, "
-        "batch_size, lr, ssm_lr_factor, weight_decay, warmup_fraction, grad_clip, eval_batch_size), compression "
-        "(mode: none|tolerance|fraction|rank|pragmatic, tau, fraction, rank, rank_total, tolerance, schedule, gate, "
-        "optimizer_policy), and top-level name, seed, device, threads, out. See configs/*.yaml.",
+        "test_fraction, split_seed, n_classes, vocab_size), model (layer: lru|s4d|s5|mamba, d_model, d_state, "
+        "n_layers, dropout, r_min, r_max, and the family's options under s4d, s5 or mamba), optim (epochs, "
+        "batch_size, lr, ssm_lr_factor, weight_decay, warmup_fraction, grad_clip, eval_batch_size, "
+        "checkpoint_every), compression (mode: none|tolerance|fraction|rank|pragmatic, tau, fraction, rank, "
+        "rank_total, tolerance, schedule, gate, optimizer_policy), method (the baseline a run trains: name and "
+        "its options), and top-level name, seed, device, threads, out. See configs/*.yaml.",
         formatter_class=_Formatter,
     )
     t.add_argument("--config", required=True, help="YAML configuration file")
@@ -273,9 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
         "experiment",
         help="the published protocol at small scale: baselines, several τ, same size from scratch, seeds",
         description="For every seed: the full model, optional smaller baselines (experiment.baseline_states), "
-        "CompreSSM at each τ in experiment.taus and each CompreSSM run's final sizes from scratch. Aggregates "
-        "mean ± std and the mean of the best 3 seeds; writes report.md/.html, metrics.json and plots. Finished "
-        "runs are reused when the command is repeated.",
+        "CompreSSM at each τ in experiment.taus, each CompreSSM run's final sizes from scratch, and the methods "
+        "listed in experiment.methods (BT-init, random/smallest selection, KD, post-training BT, LAST, HNN, "
+        "...). Aggregates mean ± std, the mean of the best 3 seeds and paired tests against CompreSSM; writes "
+        "report.md/.html, metrics.json and plots. Finished runs are reused when the command is repeated.",
         formatter_class=_Formatter,
     )
     e.add_argument("config", help="YAML file: a run config plus an 'experiment' section")
@@ -289,9 +304,11 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser(
         "analyze",
         help="per-layer HSVs, poles and error bounds of a trained model",
-        description="Analyse every LRU layer of a checkpoint written by ssmred (checkpoints/*.pt) or of a plain "
-        "LRUModel state dict (torch.save(model.state_dict(), path)): Hankel singular values (square-root "
-        "method), poles, the balanced-truncation bound 2Σ_{i>r}σ_i for every order r, and the orders chosen "
+        description="Analyse every SSM layer of a checkpoint written by ssmred (checkpoints/*.pt, any family) "
+        "or of a plain LRUModel state dict (torch.save(model.state_dict(), path)): Hankel singular values "
+        "(square-root "
+        "method), poles, the balanced-truncation bound 2Σ_{i>r}σ_i for every order r (twice that for S4D and S5, "
+        "whose output is 2 Re(Cx)), and the orders chosen "
         "by several tolerances. Writes analysis.md/.html, analysis.json and plots/analysis.png.",
         formatter_class=_Formatter,
     )
@@ -302,8 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser(
         "reduce",
-        help="post-training balanced truncation of every LRU layer",
-        description="Reduce every LRU layer of a trained model by balanced truncation, to the order keeping "
+        help="post-training balanced truncation of every SSM layer",
+        description="Reduce every SSM layer of a trained model by balanced truncation, to the order keeping "
         "(1-τ) of the HSV sum (--tau) or to a fixed order (--rank), write the reduced model as a checkpoint and "
         "report the error bound per layer and the measured change of validation accuracy (data taken from the "
         "checkpoint's config, or from --config for a plain state dict).",
