@@ -177,7 +177,24 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a YAML mapping, with a clear error for a missing file or bad syntax."""
+    """Read a YAML mapping, with a clear error for a missing file or bad syntax.
+
+    Parameters
+    ----------
+    path
+        The YAML file; read with a safe loader that takes ``1e-3`` as a float (YAML 1.2 rule).
+
+    Returns
+    -------
+    dict
+        The top-level mapping, not yet validated (see :func:`parse_config`).
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist, is not UTF-8 text or not valid YAML, is empty, or its top level is
+        not a mapping (also when pyyaml is not installed).
+    """
     yaml = _yaml()
     p = Path(path)
     if not p.is_file():
@@ -222,12 +239,39 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
-    """The configuration as plain data (JSON/YAML-safe)."""
+    """The configuration as plain data (JSON/YAML-safe).
+
+    Parameters
+    ----------
+    cfg
+        The configuration.
+
+    Returns
+    -------
+    dict
+        Every section and top-level key, defaults included (pydantic ``model_dump``); reading it back
+        with :func:`parse_config` gives an equal configuration.
+    """
     return cfg.model_dump()
 
 
 def same_config(stored: Any, cfg: RunConfig) -> bool:
-    """Whether a stored config (possibly written before new keys with defaults existed) equals ``cfg``."""
+    """Whether a stored config (possibly written before new keys with defaults existed) equals ``cfg``.
+
+    Parameters
+    ----------
+    stored
+        The stored configuration as plain data (e.g. the ``config`` of a run's saved state); keys it lacks
+        take their defaults.
+    cfg
+        The configuration to compare with.
+
+    Returns
+    -------
+    bool
+        ``True`` if ``stored`` validates to a configuration equal to ``cfg``; ``False`` otherwise, also
+        when ``stored`` does not validate at all.
+    """
     try:
         return parse_config(stored) == cfg
     except ConfigError:

@@ -198,6 +198,8 @@ class OptimConfig(Section):
 class CompressionConfig(Section):
     r"""In-training reduction (CompreSSM, SPEC §6).
 
+    Every range here is the one of :mod:`ssmred.selection` (the same classes validate both).
+
     Attributes
     ----------
     mode
@@ -220,8 +222,6 @@ class CompressionConfig(Section):
         0 reduces at initialisation); default four attempts at 2.5, 5, 7.5 and 10 % of training.
     gate
         Reduce a layer only when ``r < gate * n``, in (0, 1].
-
-    Every range here is the one of :mod:`ssmred.selection` (the same classes validate both).
     optimizer_policy
         Adam-moment surgery after a reduction: ``project``, ``slice`` or ``reset``.
     """
@@ -318,7 +318,19 @@ class MethodConfig(Section):
     temperature: Annotated[float, value_rule(lambda v: v > 0, "must be > 0, got {v}")] = 2.0
 
     def resolved(self, compression: CompressionConfig) -> str:
-        """The method that runs: ``auto`` resolved by ``compression.mode``."""
+        """The method that runs: ``auto`` resolved by ``compression.mode``.
+
+        Parameters
+        ----------
+        compression
+            The run's compression section; only its ``mode`` is read (``none`` resolves ``auto`` to
+            ``full``, any other mode to ``compressm``).
+
+        Returns
+        -------
+        str
+            ``name`` itself unless it is ``auto``; then ``full`` or ``compressm``.
+        """
         if self.name != "auto":
             return self.name
         return "full" if compression.mode == "none" else "compressm"

@@ -95,7 +95,22 @@ DEMO_COLUMNS = [
 
 
 def demo_table(results: Mapping[str, RunResult]) -> list[dict[str, Any]]:
-    """Summary rows (rounded as printed) for the demo runs; the first run is the reference."""
+    """Summary rows (rounded as printed) for the demo runs; the first run is the reference.
+
+    Parameters
+    ----------
+    results
+        Run label → result, in table order; the first entry (the full-size run) is the reference of
+        ``speedup_vs_full``.
+
+    Returns
+    -------
+    list of dict
+        One row per run with the keys of :data:`DEMO_COLUMNS`: accuracies in percent (2 decimals), mean
+        final state size (1 decimal), the final per-layer sizes as a space-separated string, train CPU and
+        wall seconds (1 decimal), and the reference's train CPU time over the run's (2 decimals; NaN when
+        the run's CPU time is 0).
+    """
     full = next(iter(results.values())).train_cpu_s
     rows = []
     for label, res in results.items():
@@ -128,7 +143,24 @@ REDUCTION_HEADERS = [
 
 
 def reduction_rows(reductions: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
-    """Rows of the per-attempt reduction table."""
+    r"""Rows of the per-attempt reduction table.
+
+    Parameters
+    ----------
+    reductions
+        The run's reduction records (:attr:`RunResult.reductions <ssmred_app.runresult.RunResult>`), each
+        with ``step``, ``fraction`` (of the total steps), ``dims_before``, ``dims_after``, ``time_s`` and
+        optionally ``val_acc_before``, ``val_acc_after`` and ``layers`` (per-layer mappings with ``bound``
+        and ``kept_energy``).
+
+    Returns
+    -------
+    list of list
+        One row per record, in the order of :data:`REDUCTION_HEADERS`: step, percent of training,
+        per-layer sizes before and after, validation accuracies in percent (``None`` where not measured),
+        per-layer kept share of :math:`\sum\sigma` in percent, per-layer bounds :math:`2\sum\sigma_{\text{tail}}`
+        (3 significant digits; ``n/a`` where missing) and the time in milliseconds.
+    """
     rows = []
     for rec in reductions:
         bounds = [lay.get("bound") for lay in rec.get("layers", [])]
@@ -154,7 +186,20 @@ def _row(table: Sequence[Mapping[str, Any]], prefix: str) -> Mapping[str, Any] |
 
 
 def demo_summary(metrics: Mapping[str, Any]) -> str:
-    """Sentences comparing the demo runs (numbers from ``metrics['table']`` and ``metrics['default_table']``)."""
+    """Sentences comparing the demo runs (numbers from ``metrics['table']`` and ``metrics['default_table']``).
+
+    Parameters
+    ----------
+    metrics
+        The demo metrics written by :func:`run_demo`: ``table`` (rows of :func:`demo_table`) must hold
+        runs labelled ``full…``, ``CompreSSM…`` and ``scratch…`` (``BT-init…`` optional); an optional
+        ``default_table`` with the same three runs adds a sentence on the default shape.
+
+    Returns
+    -------
+    str
+        One Markdown paragraph: final sizes, test accuracies and train CPU times of the runs.
+    """
     table = metrics["table"]
     full, comp, scratch = _row(table, "full"), _row(table, "CompreSSM"), _row(table, "scratch")
     assert full is not None
@@ -192,7 +237,20 @@ def demo_summary(metrics: Mapping[str, Any]) -> str:
 
 
 def demo_doc(metrics: Mapping[str, Any]) -> Doc:
-    """The demo report, built from ``metrics`` only."""
+    """The demo report, built from ``metrics`` only.
+
+    Parameters
+    ----------
+    metrics
+        The mapping :func:`run_demo` writes to ``metrics.json`` (``config``, ``data``, ``device``,
+        ``environment``, ``tau``, ``table``, ``runs`` with at least ``compressm``; ``default_table``,
+        ``default_config`` and ``elapsed_s`` are optional).
+
+    Returns
+    -------
+    Doc
+        The report: setup, results tables, summary, the CompreSSM run's reductions, plots and files.
+    """
     cfg = metrics["config"]
     m, o = cfg["model"], cfg["optim"]
     doc = Doc("ssmred demo: CompreSSM on digits")

@@ -34,6 +34,20 @@ __all__ = ["Doc", "fmt", "format_table", "markdown_tables", "pct", "write_json",
 def fmt(x: Any, digits: int = 2) -> str:
     """Format a number for a table (``n/a`` for ``None``/NaN; ints unchanged).
 
+    Parameters
+    ----------
+    x
+        The value. ``None`` and a float NaN give ``n/a``; ``bool`` and ``int`` are written as they are; a
+        float keeps its shortest ``repr`` unless that has an exponent or more than ``digits`` decimals, in
+        which case it is written in fixed point with ``digits`` decimals; anything else is ``str(x)``.
+    digits
+        Decimals kept when a float is rounded (>= 0).
+
+    Returns
+    -------
+    str
+        The table cell.
+
     Examples
     --------
     >>> fmt(3.14159), fmt(2.5), fmt(None), fmt(7)
@@ -58,6 +72,16 @@ def fmt(x: Any, digits: int = 2) -> str:
 def pct(x: float | None) -> str:
     """A fraction as a percentage with one decimal (``n/a`` for ``None``), as the run logs print it.
 
+    Parameters
+    ----------
+    x
+        The fraction (``1.0`` is 100 %), or ``None``.
+
+    Returns
+    -------
+    str
+        :math:`100x` with one decimal and a percent sign, e.g. ``54.3 %``; ``n/a`` for ``None``.
+
     Examples
     --------
     >>> pct(0.5432), pct(None)
@@ -74,33 +98,79 @@ class Doc:
     ----------
     title
         Level-1 heading.
+    blocks
+        The content in order, as ``(kind, value)`` pairs appended by the methods below (``h``, ``p``,
+        ``ul``, ``table``, ``img``, ``code``); empty by default.
     """
 
     title: str
     blocks: list[tuple[str, Any]] = field(default_factory=list)
 
     def h(self, text: str, level: int = 2) -> None:
-        """Add a heading."""
+        """Add a heading.
+
+        Parameters
+        ----------
+        text
+            The heading.
+        level
+            Markdown heading level (number of ``#``), 2 by default; 1 is the level of the title.
+        """
         self.blocks.append(("h", (level, text)))
 
     def p(self, text: str) -> None:
-        """Add a paragraph (``**bold**`` and ``code`` spans are rendered in HTML)."""
+        """Add a paragraph (``**bold**`` and ``code`` spans are rendered in HTML).
+
+        Parameters
+        ----------
+        text
+            The paragraph, as Markdown inline text.
+        """
         self.blocks.append(("p", text))
 
     def bullets(self, items: Sequence[str]) -> None:
-        """Add a bullet list."""
+        """Add a bullet list.
+
+        Parameters
+        ----------
+        items
+            One Markdown inline text per bullet (copied).
+        """
         self.blocks.append(("ul", list(items)))
 
     def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """Add a table; cells are formatted with :func:`fmt`."""
+        """Add a table; cells are formatted with :func:`fmt`.
+
+        Parameters
+        ----------
+        headers
+            Column headings (converted with ``str``).
+        rows
+            One sequence of cells per row, each as long as ``headers``; formatted now, with :func:`fmt`'s
+            default two decimals.
+        """
         self.blocks.append(("table", ([str(h) for h in headers], [[fmt(c) for c in row] for row in rows])))
 
     def image(self, path: str, alt: str) -> None:
-        """Add an image (path relative to the report)."""
+        """Add an image (path relative to the report).
+
+        Parameters
+        ----------
+        path
+            The image file, relative to the folder the report is written to (e.g. ``plots/x.png``).
+        alt
+            Alternative text.
+        """
         self.blocks.append(("img", (path, alt)))
 
     def code(self, text: str) -> None:
-        """Add a preformatted block."""
+        """Add a preformatted block.
+
+        Parameters
+        ----------
+        text
+            The block, verbatim (trailing newlines are dropped when rendered).
+        """
         self.blocks.append(("code", text))
 
     def markdown(self) -> str:
@@ -145,7 +215,26 @@ class Doc:
 
 
 def format_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]) -> str:
-    """Plain-text table for the terminal."""
+    """Plain-text table for the terminal.
+
+    Parameters
+    ----------
+    rows
+        One mapping per row, holding every key of ``columns``; values are formatted with :func:`fmt`.
+    columns
+        ``(key, header)`` pairs, in display order.
+
+    Returns
+    -------
+    str
+        The header, a line of dashes and one line per row, columns two spaces apart; the first column
+        left-aligned, the others right-aligned.
+
+    Raises
+    ------
+    KeyError
+        If a row lacks a key of ``columns``.
+    """
     cells = [[h for _, h in columns]] + [[fmt(r[k]) for k, _ in columns] for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
     lines = [
@@ -167,7 +256,25 @@ def _json_default(o: Any) -> Any:
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """Write JSON (NaN written as ``NaN``, numpy scalars converted)."""
+    """Write JSON (NaN written as ``NaN``, numpy scalars converted).
+
+    Parameters
+    ----------
+    obj
+        JSON-able data; numpy scalars and arrays are converted to Python numbers and lists.
+    path
+        The file; missing parent folders are created, an existing file is overwritten.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        For a value that is neither JSON-able nor a numpy scalar or array.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     p.write_text(json.dumps(obj, indent=1, default=_json_default))
@@ -202,6 +309,17 @@ def write_report(doc: Doc, out: str | os.PathLike[str], *, stem: str = "report")
 
 def markdown_tables(text: str) -> list[list[list[str]]]:
     r"""Parse the pipe tables of a Markdown text (header row first) -- used by tests and scripts.
+
+    Parameters
+    ----------
+    text
+        Markdown; a table is a run of consecutive lines that start and end with ``|``.
+
+    Returns
+    -------
+    list of list of list of str
+        One entry per table, in order: its rows (delimiter rows such as ``|---|:-:|`` left out), each a list
+        of stripped cell texts.
 
     Examples
     --------

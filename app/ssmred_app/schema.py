@@ -34,6 +34,17 @@ def invalid_value(*problems: str) -> NoReturn:
     ----------
     *problems
         What is wrong, e.g. ``"must be >= 1, got 0"``; :func:`validate_mapping` prefixes the field.
+
+    Returns
+    -------
+    typing.NoReturn
+        Never returns: it always raises.
+
+    Raises
+    ------
+    pydantic_core.PydanticCustomError
+        Always, carrying ``problems``; pydantic gathers it into the ``ValidationError`` that
+        :func:`validate_mapping` turns into one ``field: problem`` line per message.
     """
     _fail(_VALUE, problems)
 
@@ -46,6 +57,17 @@ def invalid_combination(*problems: str) -> NoReturn:
     *problems
         ``key: what`` relative to the section, e.g. ``"d_state: 3 sizes given for 2 layers"``;
         :func:`validate_mapping` prefixes the section.
+
+    Returns
+    -------
+    typing.NoReturn
+        Never returns: it always raises.
+
+    Raises
+    ------
+    pydantic_core.PydanticCustomError
+        Always, carrying ``problems``; pydantic gathers it into the ``ValidationError`` that
+        :func:`validate_mapping` turns into one ``section.key: what`` line per message.
     """
     _fail(_RULE, problems)
 
