@@ -70,7 +70,7 @@ def fmt(x: Any, digits: int = 2) -> str:
 
 
 def pct(x: float | None) -> str:
-    """A fraction as a percentage with one decimal (``n/a`` for ``None``), as the run logs print it.
+    """A fraction as a percentage with one decimal, as the run logs print it (``n/a`` for ``None`` or NaN).
 
     Parameters
     ----------
@@ -80,14 +80,14 @@ def pct(x: float | None) -> str:
     Returns
     -------
     str
-        :math:`100x` with one decimal and a percent sign, e.g. ``54.3 %``; ``n/a`` for ``None``.
+        :math:`100x` with one decimal and a percent sign, e.g. ``54.3 %``; ``n/a`` for ``None`` or NaN.
 
     Examples
     --------
-    >>> pct(0.5432), pct(None)
-    ('54.3 %', 'n/a')
+    >>> pct(0.5432), pct(None), pct(float("nan"))
+    ('54.3 %', 'n/a', 'n/a')
     """
-    return "n/a" if x is None else f"{100 * x:.1f} %"
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
 
 
 @dataclass
