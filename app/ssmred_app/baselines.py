@@ -68,11 +68,29 @@ class PosthocContext:
         }
 
     def log(self, msg: str) -> None:
-        """Emit one line."""
+        """Emit one line.
+
+        Parameters
+        ----------
+        msg
+            The message, passed to the ``log`` sink given at construction.
+        """
         self._log(msg)
 
     def evaluate(self, split: str) -> float:
-        """Accuracy on ``split`` (the trainer's evaluation: eval mode, batches of ``optim.eval_batch_size``)."""
+        """Accuracy on ``split`` (the trainer's evaluation: eval mode, batches of ``optim.eval_batch_size``).
+
+        Parameters
+        ----------
+        split
+            ``train``, ``val`` or ``test``.
+
+        Returns
+        -------
+        float
+            The share of correctly classified samples, in :math:`[0, 1]` (``0.0`` for an empty split).
+            The model's train/eval mode is restored afterwards.
+        """
         torch = self.torch
         X, y = self.tensors[split]
         bs = self.cfg.optim.eval_batch_size
@@ -86,12 +104,36 @@ class PosthocContext:
         return correct / max(1, len(y))
 
     def evaluate_untimed(self, split: str) -> float:
-        """Same as :meth:`evaluate` (nothing here is timed by the context)."""
+        """Same as :meth:`evaluate` (nothing here is timed by the context).
+
+        Parameters
+        ----------
+        split
+            ``train``, ``val`` or ``test``.
+
+        Returns
+        -------
+        float
+            The accuracy, in :math:`[0, 1]`.
+        """
         return self.evaluate(split)
 
 
 def source_model_file(source: str | os.PathLike[str], epochs: int) -> Path:
-    """The final model file of a finished run folder (``checkpoints/epoch_<epochs>.pt``)."""
+    """The final model file of a finished run folder (``checkpoints/epoch_<epochs>.pt``).
+
+    Parameters
+    ----------
+    source
+        The run folder.
+    epochs
+        The run's number of epochs (``optim.epochs``); written with three digits, e.g. ``epoch_010.pt``.
+
+    Returns
+    -------
+    Path
+        ``<source>/checkpoints/epoch_<epochs:03d>.pt`` (whether or not it exists).
+    """
     return Path(source) / "checkpoints" / f"epoch_{epochs:03d}.pt"
 
 

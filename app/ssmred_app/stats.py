@@ -29,7 +29,7 @@ __all__ = ["paired", "speedup"]
 
 
 def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
-    """Paired comparison of ``a`` and ``b`` (one value per seed, same seeds in the same order).
+    r"""Paired comparison of ``a`` and ``b`` (one value per seed, same seeds in the same order).
 
     Parameters
     ----------
@@ -41,8 +41,8 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     dict
         ``n``; ``mean`` and ``sd`` (``ddof = 1``) of ``a - b``; ``diffs`` (per seed); ``better`` /
         ``equal`` / ``worse`` (seeds with ``a > b`` / ``a == b`` / ``a < b``); ``t`` and ``p_t`` (paired
-        t-test, two-sided; NaN when undefined: fewer than 2 seeds or all differences equal to
-        :math:`10^{-9}`);
+        t-test, two-sided; NaN when undefined: fewer than 2 seeds, or all differences equal to within
+        :math:`10^{-9}\max(1, \max_k |d_k|)`);
         ``p_exact`` (exact two-sided sign-flip permutation test of the mean difference; NaN for
         ``n = 0``) and ``p_floor`` (:math:`2/2^n`, the smallest value it can take).
 
@@ -94,7 +94,21 @@ def paired(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
 
 
 def speedup(reference: Sequence[float], values: Sequence[float]) -> dict[str, float]:
-    """Per-seed ratios ``reference / value`` (e.g. full-model CPU time / method CPU time): mean, min, max.
+    r"""Per-seed ratios ``reference / value`` (e.g. full-model CPU time / method CPU time): mean, min, max.
+
+    Parameters
+    ----------
+    reference
+        Per-seed reference values (e.g. the full model's CPU times in seconds).
+    values
+        Per-seed values of the method, same seeds in the same order and same length (non-zero: a zero
+        gives an infinite or NaN ratio).
+
+    Returns
+    -------
+    dict
+        ``mean``, ``min`` and ``max`` of the ratios :math:`r_k = \mathrm{reference}_k / \mathrm{value}_k`
+        (the mean of the ratios, not the ratio of the means).
 
     Examples
     --------

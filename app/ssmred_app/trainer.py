@@ -72,6 +72,15 @@ class Trainer(StepMixin, ResumeMixin):
         Show a tqdm progress bar.
     log
         Where one-line messages go (default: stderr).
+    distributed
+        The torch.distributed job (a :class:`ssmred_app.distributed.Distributed`), ``None`` for one
+        process, or ``"auto"`` (default): the job of an initialised process group when there is one
+        (:func:`ssmred_app.distributed.active`), else ``None``.
+
+    Raises
+    ------
+    ConfigError
+        Under DDP, when this rank's configuration differs from rank 0's.
     """
 
     def __init__(
@@ -145,7 +154,14 @@ class Trainer(StepMixin, ResumeMixin):
 
     # -- pieces ------------------------------------------------------------------------------------
     def log(self, msg: str) -> None:
-        """Emit one line (through tqdm when a bar is active); under DDP only rank 0 speaks."""
+        """Emit one line (through tqdm when a bar is active); under DDP only rank 0 speaks.
+
+        Parameters
+        ----------
+        msg
+            The message: written with :func:`tqdm.tqdm.write` to stderr when ``progress`` is on, else
+            passed to the ``log`` sink.
+        """
         if self.dist is not None and not self.dist.is_main:
             return
         if self.progress:
@@ -162,6 +178,20 @@ class Trainer(StepMixin, ResumeMixin):
     def evaluate(self, split: str) -> float:
         """Accuracy on ``split`` (``train``, ``val`` or ``test``); under DDP every rank evaluates a block
         and the correct counts are all-reduced (every rank returns the same number).
+
+        Eval mode, no gradients, batches of ``optim.eval_batch_size``; the model's train/eval mode is
+        restored afterwards. Called from a method hook during training, its time counts as training
+        time (hooks use :meth:`evaluate_untimed`).
+
+        Parameters
+        ----------
+        split
+            ``train``, ``val`` or ``test``.
+
+        Returns
+        -------
+        float
+            The share of correctly classified samples, in :math:`[0, 1]` (``0.0`` for an empty split).
         """
         torch = self.torch
         X, y = self.tensors[split]
@@ -233,7 +263,21 @@ class Trainer(StepMixin, ResumeMixin):
         return self._ddp
 
     def evaluate_untimed(self, split: str) -> float:
-        """:meth:`evaluate`, with its time kept out of the run's training time (for methods' checks)."""
+        """:meth:`evaluate`, with its time kept out of the run's training time (for methods' checks).
+
+        For method hooks during :meth:`run`: its time is subtracted from the current timing segment,
+        which exists only once the training loop has started.
+
+        Parameters
+        ----------
+        split
+            ``train``, ``val`` or ``test``.
+
+        Returns
+        -------
+        float
+            The accuracy, in :math:`[0, 1]`.
+        """
         t0, c0 = time.perf_counter(), time.process_time()
         try:
             return self.evaluate(split)

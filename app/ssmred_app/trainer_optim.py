@@ -20,7 +20,26 @@ __all__ = ["build_optimizer", "lr_lambda"]
 
 
 def lr_lambda(total_steps: int, warmup_fraction: float) -> Callable[[int], float]:
-    """Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0.
+    r"""Linear warm-up over ``warmup_fraction`` of the steps, then cosine decay to 0.
+
+    With :math:`w = \max(1, \mathrm{round}(f\,T))` warm-up steps (:math:`f` = ``warmup_fraction``,
+    :math:`T` = ``total_steps``) the factor at step :math:`s` is :math:`(s+1)/w` for :math:`s < w` and
+    :math:`\tfrac12\bigl(1 + \cos(\pi t)\bigr)`, :math:`t = \min\bigl(1, (s-w)/\max(1, T-w)\bigr)`,
+    after it.
+
+    Parameters
+    ----------
+    total_steps
+        Number of optimizer steps of the whole run, :math:`T \ge 1`.
+    warmup_fraction
+        Share of the steps spent warming up, in :math:`[0, 1)` as ``optim.warmup_fraction`` requires
+        (at least one step either way).
+
+    Returns
+    -------
+    Callable[[int], float]
+        The factor multiplying each group's base learning rate at a step (0-based), in :math:`[0, 1]`,
+        for :class:`torch.optim.lr_scheduler.LambdaLR`.
 
     Examples
     --------

@@ -46,6 +46,12 @@ def _by_variant(runs: Sequence[_Run]) -> tuple[list[str], dict[str, list[_Run]]]
 def aggregate(runs: Sequence[_Run]) -> list[dict[str, Any]]:
     """Aggregate per variant over seeds; numbers rounded as they appear in reports.
 
+    Parameters
+    ----------
+    runs
+        The experiment's finished runs (the folder's index), each with its variant, group, method,
+        level, seed, result and timing; the order of first appearance fixes the variants' order.
+
     Returns
     -------
     list of dict
@@ -93,12 +99,21 @@ def comparisons(runs: Sequence[_Run]) -> list[dict[str, Any]]:
     For every CompreSSM variant: CompreSSM − each other method of the same level (and suffix), and
     CompreSSM − full; for every other method of the level: method − full. Accuracy differences are in
     points; ``cpu_ratio`` is the mean over seeds of (other's CPU time / CompreSSM's CPU time), i.e.
-    how many times longer the other method trained.
+    how many times longer the other method trained (in general the mean of B's CPU time / A's, over
+    the seeds where A's is positive). Only the seeds both variants ran are compared.
+
+    Parameters
+    ----------
+    runs
+        The experiment's finished runs (the folder's index), each with its variant, group, method,
+        level, seed, result and timing; the order of first appearance fixes the variants' order.
 
     Returns
     -------
     list of dict
-        One entry per comparison: ``level``, ``a``, ``b``, ``seeds`` and the :func:`paired` fields.
+        One entry per comparison: ``level``, ``a``, ``b``, ``seeds`` and the :func:`paired` fields of
+        A − B in test-accuracy points, ``cpu_ratio`` (NaN when no seed has a positive CPU time for A)
+        and ``dim_b`` (B's mean final state size, over seeds and layers).
     """
     from ssmred_app.stats import paired
 
@@ -150,6 +165,21 @@ def cut_table(runs: Sequence[_Run]) -> list[dict[str, Any]]:
     ``kept`` is the share of :math:`\sum\sigma` (of the ranking quantity for modal cuts) kept by the cut,
     averaged over layers; ``cumulative`` is the product of the per-cut shares up to this cut — τ applies
     per attempt, so k cuts keep about :math:`(1-\tau)^k`.
+
+    Parameters
+    ----------
+    runs
+        The experiment's finished runs (the folder's index), each with its variant, group, method,
+        level, seed, result and timing; the order of first appearance fixes the variants' order.
+
+    Returns
+    -------
+    list of dict
+        One row per variant with reductions and cut ``k`` (1-based), averaged over the seeds that made
+        at least ``k`` cuts: ``variant``, ``cut``, ``seeds``, ``percent`` (of training), ``val_before``
+        and ``val_after`` (in %, ``None`` when not measured), ``kept`` and ``cumulative`` (in %),
+        ``bound_rel`` (bound / σ₁ averaged over layers, ``None`` when undefined) and ``dims_after``
+        (mean state size after the cut).
     """
     order, by = _by_variant(runs)
     rows = []
@@ -274,7 +304,23 @@ def cut_rows(cuts: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
 
 
 def experiment_doc(metrics: Mapping[str, Any], *, title: str) -> Doc:
-    """The experiment report (built from ``metrics`` only)."""
+    """The experiment report (built from ``metrics`` only).
+
+    Parameters
+    ----------
+    metrics
+        The contents of ``metrics.json`` as :func:`write_experiment_report` builds them (``data``,
+        ``config``, ``seeds``, ``device``, ``table``, ``comparisons``, ``cuts``, ``runs``, ``plots``,
+        ``invocations``, ``environment``).
+    title
+        The report's title.
+
+    Returns
+    -------
+    Doc
+        The document: setup, results table, paired comparisons, cuts, plots, invocations and per-run
+        numbers (:func:`ssmred_app.report.write_report` renders it).
+    """
     doc = Doc(title)
     base = metrics["config"]
     m, o = base["model"], base["optim"]

@@ -191,7 +191,25 @@ def parse_experiment(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> E
 
 
 def load_experiment(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentSpec:
-    """Read and validate an experiment YAML file."""
+    """Read and validate an experiment YAML file.
+
+    Parameters
+    ----------
+    path
+        The YAML file: a run configuration plus an ``experiment`` section.
+    overrides
+        ``dotted.key=value`` overrides (see :func:`parse_experiment`).
+
+    Returns
+    -------
+    ExperimentSpec
+        The validated experiment.
+
+    Raises
+    ------
+    ConfigError
+        For a missing, empty or unparsable file, or any problem :func:`parse_experiment` finds.
+    """
     return parse_experiment(read_yaml(path), overrides)
 
 

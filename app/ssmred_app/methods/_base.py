@@ -17,36 +17,102 @@ from ssmred_app.report import pct
 
 
 class Method:
-    """Plain training (the ``full`` and from-scratch runs); subclasses override the hooks they need."""
+    """Plain training (the ``full`` and from-scratch runs); subclasses override the hooks they need.
+
+    Takes no parameters. Every hook receives the calling trainer (a
+    :class:`~ssmred_app.trainer.Trainer`, or the :class:`~ssmred_app.baselines.PosthocContext` of a
+    post-hoc cut), which the hooks use only through its public attributes (``model``, ``optimizer``,
+    ``step``, ``total_steps``, ``cfg``, ``result``, ``evaluate``, ``evaluate_untimed``,
+    ``record_reduction``, ``log``).
+    """
 
     name = "full"
 
     def setup(self, trainer: Any) -> None:
-        """Called once the trainer's model and optimizer are final (after a resume), before training."""
+        """Called once the trainer's model and optimizer are final (after a resume), before training.
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer. The base class does nothing.
+        """
 
     def loss(self, trainer: Any, logits: Any, targets: Any, inputs: Any) -> Any:
-        """The training loss of one batch (cross-entropy)."""
+        """The training loss of one batch (cross-entropy).
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer (unused by the base class).
+        logits
+            The model's output on the batch, a tensor of shape ``(batch, classes)``.
+        targets
+            The class labels, an integer tensor of shape ``(batch,)``.
+        inputs
+            The input batch the logits were computed from (unused by the base class).
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar mean cross-entropy :func:`torch.nn.functional.cross_entropy`.
+        """
         import torch
 
         return torch.nn.functional.cross_entropy(logits, targets)
 
     def after_step(self, trainer: Any) -> None:
-        """Called after every optimizer step (``trainer.step`` steps are done)."""
+        """Called after every optimizer step (``trainer.step`` steps are done).
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer. The base class does nothing.
+        """
 
     def finish(self, trainer: Any) -> None:
-        """Called after the last epoch, before the final evaluation."""
+        """Called after the last epoch, before the final evaluation.
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer. The base class does nothing.
+        """
 
     def state_dict(self) -> dict[str, Any] | None:
-        """Progress to save in a resumable checkpoint (``None``: nothing)."""
+        """Progress to save in a resumable checkpoint (``None``: nothing).
+
+        Returns
+        -------
+        dict or None
+            The base class is stateless and returns ``None``.
+        """
         return None
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state
+            What :meth:`state_dict` returned when the checkpoint was written (never called with
+            ``None``). The base class ignores it.
+        """
 
 
 def leading_hsv(hsv: Any) -> list[float]:
     """The HSVs reported for a layer: its own, or for a layer of several systems (per-channel families)
     those of the system with the largest σ₁.
+
+    Parameters
+    ----------
+    hsv
+        The layer's Hankel singular values, array-like of shape ``(n,)`` (one system) or
+        ``(systems, n)`` (one row per system, each sorted in decreasing order, so that column 0 is σ₁).
+
+    Returns
+    -------
+    list of float
+        The ``n`` HSVs of the one system, or of the row with the largest σ₁.
     """
     import numpy as np
 
@@ -56,6 +122,22 @@ def leading_hsv(hsv: Any) -> list[float]:
 
 def kept_share(hsv: Any, r: int) -> float:
     r"""The share :math:`\sum_{i\le r}\sigma_i / \sum_i\sigma_i` kept by the leading ``r`` states of a layer.
+
+    For a layer of several systems (shape ``(systems, n)``) both sums run over every system: the share
+    is :math:`\sum_k\sum_{i\le r}\sigma_{k,i} / \sum_k\sum_i\sigma_{k,i}`.
+
+    Parameters
+    ----------
+    hsv
+        The layer's Hankel singular values, array-like of shape ``(n,)`` or ``(systems, n)``, each row
+        sorted in decreasing order.
+    r
+        Number of leading states kept, ``0 <= r``; ``r >= n`` keeps everything.
+
+    Returns
+    -------
+    float
+        The kept share in :math:`[0, 1]`; ``1.0`` when the HSVs sum to zero (nothing to lose).
 
     Examples
     --------
@@ -91,7 +173,27 @@ def record_outside_loop(
     Like :meth:`~ssmred_app.trainer.Trainer.record_reduction` (the record is completed with the step,
     sizes and the validation accuracy before and after), and the reduction's wall and CPU time are added
     to the run's training time, which the loop does not measure there. Uses only the trainer's public
-    ``model``, ``step``, ``total_steps``, ``result``, ``evaluate`` and ``log``.
+    ``model``, ``step``, ``total_steps``, ``cfg``, ``result``, ``evaluate`` and ``log``.
+
+    Parameters
+    ----------
+    trainer
+        The trainer (or :class:`~ssmred_app.baselines.PosthocContext`) whose model was reduced.
+    record
+        What the method did (``kind``, per-layer ``layers``, optional ``note``); completed in place with
+        ``step``, ``fraction``, ``dims_before``, ``dims_after``, ``val_acc_before``, ``val_acc_after``
+        and ``time_s``, then appended to ``trainer.result.reductions``.
+    seconds
+        Wall time of the reduction in seconds, evaluations excluded; added to the result's
+        ``reduction_time_s`` and ``train_time_s``.
+    cpu_seconds
+        CPU time of the reduction in seconds; added to the result's ``train_cpu_s``.
+    acc_before
+        Validation accuracy in :math:`[0, 1]` right before the reduction (``None``: not measured).
+        Also reported as the accuracy after when the state sizes did not change (no new evaluation).
+    dims_before
+        Per-layer state sizes before the reduction; the validation accuracy after it is measured only
+        when the sizes changed.
     """
     dims_after = _sizes(trainer.model)
     after = trainer.evaluate("val") if dims_after != dims_before else acc_before

@@ -71,7 +71,18 @@ class Distillation(Method):
         self.teacher: Any = None
 
     def setup(self, trainer: Any) -> None:
-        """Load the teacher onto the trainer's device."""
+        """Load the teacher onto the trainer's device (eval mode, gradients off).
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer (its ``device``).
+
+        Raises
+        ------
+        ConfigError
+            When ``method.teacher`` is not an existing file.
+        """
         from pathlib import Path
 
         from ssmred_app.models import load_model_file
@@ -85,7 +96,24 @@ class Distillation(Method):
             p.requires_grad_(False)
 
     def loss(self, trainer: Any, logits: Any, targets: Any, inputs: Any) -> Any:
-        """:func:`distillation_loss` against the teacher's logits on the same batch."""
+        """:func:`distillation_loss` against the teacher's logits on the same batch.
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer (unused).
+        logits
+            The student's logits, shape ``(batch, classes)``.
+        targets
+            The class labels, shape ``(batch,)``.
+        inputs
+            The input batch; the teacher runs on it under :func:`torch.no_grad`.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss with ``alpha = method.alpha`` and ``temperature = method.temperature``.
+        """
         import torch
 
         with torch.no_grad():

@@ -19,8 +19,27 @@ from ssmred_app.methods._selection import _layer_records, rule_orders
 def finetune_(trainer: Any, epochs: int, lr: float) -> list[float]:
     """Fine-tune ``trainer.model`` for ``epochs`` epochs at a constant learning rate (AdamW, SPEC §6 groups).
 
-    Batches are drawn from ``SeedSequence([seed, 10_000 + epoch])``: reproducible and different from the
-    training epochs. Returns the validation accuracy after each epoch.
+    A fresh AdamW (no warm-up, no schedule) with the SSM parameters at ``lr * optim.ssm_lr_factor``
+    without weight decay, the other weights at ``lr`` with ``optim.weight_decay`` and the rest at ``lr``
+    without; plain cross-entropy, batches of ``optim.batch_size``, gradients clipped at
+    ``optim.grad_clip`` when set. Batches are drawn from ``SeedSequence([seed, 10_000 + epoch])``:
+    reproducible and different from the training epochs. It trains ``trainer.model`` itself, not a
+    DistributedDataParallel wrapper: under DDP the ranks' gradients are not averaged.
+
+    Parameters
+    ----------
+    trainer
+        The trainer (or :class:`~ssmred_app.baselines.PosthocContext`) holding the model, its ``cfg``
+        and the ``train`` tensors.
+    epochs
+        Number of fine-tuning epochs (``0``: nothing is done).
+    lr
+        Learning rate of the non-SSM parameter groups.
+
+    Returns
+    -------
+    list of float
+        The validation accuracy (in :math:`[0, 1]`) after each epoch.
     """
     import torch
 
@@ -75,7 +94,25 @@ class PostTraining(Method):
         self.name = cfg.method.resolved(cfg.compression)
 
     def loss(self, trainer: Any, logits: Any, targets: Any, inputs: Any) -> Any:
-        r"""Cross-entropy, plus :math:`\lambda\sum\sigma` for ``hnn``."""
+        r"""Cross-entropy, plus :math:`\lambda\sum\sigma` for ``hnn``.
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer (its ``model``, for the Hankel nuclear norm).
+        logits
+            The model's output on the batch, shape ``(batch, classes)``.
+        targets
+            The class labels, shape ``(batch,)``.
+        inputs
+            The input batch (unused).
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss; plain cross-entropy unless the method is ``hnn`` with
+            ``method.hnn_lambda`` :math:`= \lambda \ne 0`.
+        """
         ce = super().loss(trainer, logits, targets, inputs)
         if self.name != "hnn" or self.cfg.method.hnn_lambda == 0:
             return ce
@@ -103,7 +140,19 @@ class PostTraining(Method):
         return plan_selection(model, orders, keep="largest", basis="balanced", projections=False), raw
 
     def finish(self, trainer: Any) -> None:
-        """The post-training cut (and fine-tuning), timed into the run's training time."""
+        """The post-training cut (and fine-tuning), timed into the run's training time.
+
+        Under DDP rank 0 plans the cut and every rank applies it. Nothing is cut or recorded when there
+        is no rule (``post_bt`` or ``hnn`` without ``method.target_total`` and with compression mode
+        ``none``). With
+        ``method.finetune_epochs`` the cut model is fine-tuned (:func:`finetune_`) and the record gets a
+        ``finetune`` entry.
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer, or the :class:`~ssmred_app.baselines.PosthocContext` of a post-hoc cut.
+        """
         from ssmred_torch import apply_reduction_, decide
 
         dims_before = _sizes(trainer.model)

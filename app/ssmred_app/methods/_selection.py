@@ -172,7 +172,16 @@ class ScheduledSelection(Method):
         }, report
 
     def setup(self, trainer: Any) -> None:
-        """Serve the attempts scheduled at step 0 (BT at initialisation)."""
+        """Serve the attempts scheduled at step 0 (BT at initialisation).
+
+        Only on a fresh run (``trainer.step == 0``); each cut is timed into the run's training time
+        (:func:`~ssmred_app.methods.record_outside_loop`).
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer.
+        """
         while self.served < len(self.steps) and self.steps[self.served] <= trainer.step == 0:
             dims_before = _sizes(trainer.model)
             acc_before = trainer.evaluate("val")
@@ -189,7 +198,16 @@ class ScheduledSelection(Method):
             )
 
     def after_step(self, trainer: Any) -> None:
-        """Serve the attempts due at ``trainer.step`` (one call serves every attempt due)."""
+        """Serve the attempts due at ``trainer.step`` (one call serves every attempt due).
+
+        Each cut is recorded with :meth:`~ssmred_app.trainer.Trainer.record_reduction`, the validation
+        accuracy before it measured untimed.
+
+        Parameters
+        ----------
+        trainer
+            The calling trainer.
+        """
         while self.served < len(self.steps) and self.steps[self.served] <= trainer.step:
             acc_before = trainer.evaluate_untimed("val")
             t0 = time.perf_counter()
@@ -198,11 +216,28 @@ class ScheduledSelection(Method):
             trainer.record_reduction(record, seconds=time.perf_counter() - t0, acc_before=acc_before)
 
     def state_dict(self) -> dict[str, Any] | None:
-        """How many attempts were served, and the schedule (checked on resume)."""
+        """How many attempts were served, and the schedule (checked on resume).
+
+        Returns
+        -------
+        dict
+            ``{"served": int, "steps": list of int}``.
+        """
         return {"served": self.served, "steps": list(self.steps)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`."""
+        """Restore :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state
+            What :meth:`state_dict` returned.
+
+        Raises
+        ------
+        ValueError
+            When the saved schedule differs from this method's.
+        """
         if list(state["steps"]) != self.steps:
             raise ValueError(f"saved schedule {list(state['steps'])} differs from this method's {self.steps}")
         self.served = int(state["served"])
