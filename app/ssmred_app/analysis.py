@@ -26,6 +26,25 @@ def layer_analysis(sys_c: Any, taus: Sequence[float], *, gain: float = 1.0) -> d
     ``gain`` is that of the layer's output map on the system's output (2 for :math:`y = 2\,\mathrm{Re}(Cx)`):
     the bounds and the real-output HSVs are those of the layer's map, i.e. scaled by it; the proxy HSVs
     (and so the orders, which are scale-invariant) are the system's own.
+
+    Parameters
+    ----------
+    sys_c
+        The system analysed (a :class:`ssmred.StateSpace`, complex for the LRU) with a **diagonal** ``A``:
+        its poles are read off the diagonal.
+    taus
+        Tolerances :math:`\tau \in [0, 1)`: the fraction of :math:`\sum_i \sigma_i` an order may discard.
+    gain
+        Gain of the layer's output map on the system's output (default 1).
+
+    Returns
+    -------
+    dict
+        Plain data (JSON-ready): ``n``, ``output_gain``, ``hsv`` (descending), ``hsv_real_output`` (of
+        ``sys_c.to_real()``, times ``gain``), ``bounds`` (``gain`` times the bound of every order
+        :math:`r = 0, \dots, n`), ``poles_re``, ``poles_im``, ``spectral_radius``, ``orders`` (per
+        ``f"{tau:g}"``, :func:`ssmred.order_from_energy` of ``hsv``), ``order_bounds`` (the bound at
+        each of those orders) and ``orders_real_output`` (the orders of ``hsv_real_output``).
     """
     import numpy as np
 
@@ -72,7 +91,36 @@ def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def analyze(checkpoint: str, out: Path, *, taus: Sequence[float] = (0.01, 0.05, 0.1, 0.2)) -> list[str]:
-    """Analyse every SSM layer of ``checkpoint``; write ``analysis.{md,html,json}`` and a plot into ``out``."""
+    r"""Analyse every SSM layer of ``checkpoint``; write ``analysis.{md,html,json}`` and a plot into ``out``.
+
+    A layer of several systems (per-channel families such as S4D) is summarised by the largest channel
+    order per τ, the largest channel bound at that order and the HSVs of the channel with the largest
+    :math:`\sigma_1`.
+
+    Parameters
+    ----------
+    checkpoint
+        A model file :func:`~ssmred_app.models.load_model_file` reads (run checkpoint, model file or
+        plain ``LRUModel`` state dict).
+    out
+        The output folder (created if missing): ``analysis.md``, ``analysis.html``, ``analysis.json``
+        and ``plots/analysis.png``.
+    taus
+        Tolerances :math:`\tau \in [0, 1)` to tabulate (the orders that keep :math:`1 - \tau` of the
+        HSV sum).
+
+    Returns
+    -------
+    list of str
+        One summary line per layer (size, :math:`\sigma_1`, the order and bound for every τ).
+
+    Raises
+    ------
+    ~ssmred_app.config.ConfigError
+        If a τ is invalid, or the file is damaged or holds no recognisable model.
+    FileNotFoundError
+        If ``checkpoint`` does not exist.
+    """
     from ssmred_app import plots as rp
     from ssmred_app.report import Doc, write_json, write_report
 
@@ -155,13 +203,51 @@ def reduce_checkpoint(
     device: str = "auto",
     force: bool = False,
 ) -> dict[str, Any]:
-    """Balanced truncation of every SSM layer of a trained model; writes the reduced checkpoint + summary.
+    r"""Balanced truncation of every SSM layer of a trained model; writes the reduced checkpoint + summary.
 
     The reduction is the one training uses (:func:`ssmred_torch.reduce_model` with ``gate = 1``): the
     order rule of ``--tau`` / ``--rank`` per layer, the layer family's own write-back.
 
     The output may not be the input file, an existing folder, or a file inside a run folder's
     ``checkpoints/`` (a run could no longer resume) unless ``force``.
+
+    Parameters
+    ----------
+    checkpoint
+        The trained model, a file :func:`~ssmred_app.models.load_model_file` reads.
+    output
+        The reduced model file to write; the summary goes beside it as ``.json``, ``.md`` and ``.html``
+        of the same stem.
+    tau
+        Tolerance :math:`\tau \in [0, 1)`: every layer keeps the smallest order holding
+        :math:`1 - \tau` of its HSV sum. Give exactly one of ``tau`` and ``rank`` (``rank`` wins when
+        both are given; neither raises a plain ``ValueError``).
+    rank
+        Reduced order of every layer (:math:`\ge 1`).
+    config
+        A YAML run configuration naming the data set for the accuracy check (default: the configuration
+        stored in the checkpoint; without either, the accuracies are ``None``).
+    device
+        Device of the accuracy evaluation (``"auto"``: CUDA when available).
+    force
+        Allow writing over the input or into a run folder's ``checkpoints/`` (an existing folder is
+        refused even so).
+
+    Returns
+    -------
+    dict
+        The summary written to the ``.json`` file: ``checkpoint``, ``output``, ``tau``, ``rank``,
+        ``layers`` (per layer ``layer``, ``name``, ``n``, ``r``, ``bound``, leading ``hsv``, ``note``
+        when the reduction was refused), ``val_acc_before``, ``val_acc_after`` (fractions, or ``None``),
+        plus ``lines``, the lines the command prints (not in the file).
+
+    Raises
+    ------
+    ~ssmred_app.config.ConfigError
+        If ``tau`` or ``rank`` is invalid, the output is refused, the file holds no recognisable
+        model, or a layer cannot be reduced.
+    FileNotFoundError
+        If ``checkpoint`` does not exist.
     """
     import warnings
 

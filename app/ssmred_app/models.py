@@ -29,7 +29,20 @@ __all__ = [
 
 
 def model_meta(model: Any) -> dict[str, Any]:
-    """Constructor arguments (besides the layer family, its options and the state sizes) of a classifier."""
+    """Constructor arguments (besides the layer family, its options and the state sizes) of a classifier.
+
+    Parameters
+    ----------
+    model
+        A classifier of :mod:`ssmred_torch` (``LRUModel``, ``S4DModel``, ``S5Model``, ``MambaModel``):
+        anything with ``encoder``, ``blocks``, ``head`` and ``vocab_size``.
+
+    Returns
+    -------
+    dict
+        ``d_input`` (1 for a token model), ``vocab_size`` (``None`` for real-valued inputs), ``d_model``,
+        ``n_layers`` and ``n_classes``, as stored in model files (``model_meta``).
+    """
     enc = model.encoder
     return {
         "d_input": int(enc.in_features) if hasattr(enc, "in_features") else 1,
@@ -41,7 +54,22 @@ def model_meta(model: Any) -> dict[str, Any]:
 
 
 def build_model(mcfg: ModelConfig, data: SequenceData, *, state_sizes: Sequence[int] | None = None) -> Any:
-    """The classifier of a configuration (``model.layer``) for a data set (optionally with given ``d_state`` s)."""
+    """The classifier of a configuration (``model.layer``) for a data set (optionally with given ``d_state`` s).
+
+    Parameters
+    ----------
+    mcfg
+        The model section of a run configuration (family, sizes, options).
+    data
+        The data set: its input channels (or, for tokens, vocabulary size) and number of classes.
+    state_sizes
+        ``d_state`` per layer in the family's convention (default: the section's own sizes).
+
+    Returns
+    -------
+    torch.nn.Module
+        The classifier of family ``mcfg.layer`` (float32, CPU, freshly initialised).
+    """
     tokens = data.kind == "tokens"
     return build_classifier(
         mcfg,
@@ -53,15 +81,40 @@ def build_model(mcfg: ModelConfig, data: SequenceData, *, state_sizes: Sequence[
 
 
 def state_sizes(model: Any) -> list[int]:
-    """Per-layer state sizes of an ``LRUModel``."""
+    """Per-layer state sizes of a classifier.
+
+    Parameters
+    ----------
+    model
+        A classifier of :mod:`ssmred_torch` (any family; anything with a ``state_sizes`` sequence).
+
+    Returns
+    -------
+    list of int
+        The current state size of every SSM layer, in order (for a layer of several size blocks, the
+        largest).
+    """
     return list(model.state_sizes)
 
 
 def param_groups(model: Any) -> tuple[list[Any], list[Any], list[Any]]:
     """Split parameters into (SSM, decayed, not decayed) following SPEC §6.
 
-    SSM: ``nu_log, theta_log, gamma_log, B_re, B_im`` of every LRU. Not decayed: biases, norms, ``D``
-    and embeddings. Decayed: the remaining weight matrices (``C``, GLU, encoder, head).
+    SSM: the dynamics parameters of every SSM layer, as its adapter names them (``dynamics_parameters``;
+    for the LRU ``nu_log, theta_log, gamma_log, B_re, B_im``). Not decayed: the other parameters with
+    fewer than 2 dimensions (biases, norms), ``D`` and token embeddings. Decayed: the remaining weight
+    matrices (``C``, GLU, encoder, head).
+
+    Parameters
+    ----------
+    model
+        A classifier of :mod:`ssmred_torch` (any family).
+
+    Returns
+    -------
+    ssm, decay, no_decay : list of torch.nn.Parameter
+        The three groups, disjoint, together every parameter of ``model``, each in
+        ``named_parameters`` order.
     """
     from ssmred_torch import ssm_layers
 
@@ -203,7 +256,18 @@ def save_model_file(
 
 
 def layer_statespaces(model: Any) -> list[Any]:
-    """The :class:`ssmred.StateSpace` of every SSM layer of ``model``, in order."""
+    """The :class:`ssmred.StateSpace` of every SSM layer of ``model``, in order.
+
+    Parameters
+    ----------
+    model
+        Any ``torch.nn.Module`` holding SSM layers (found by :func:`ssmred_torch.ssm_layers`).
+
+    Returns
+    -------
+    list of ssmred.StateSpace
+        :func:`ssmred_torch.to_statespace` of every layer (the layer's transfer function exactly).
+    """
     from ssmred_torch import ssm_layers, to_statespace
 
     return [to_statespace(e.module) for e in ssm_layers(model)]
@@ -215,6 +279,17 @@ def layer_systems(model: Any) -> list[tuple[list[Any], float]]:
     The systems are the layer's StateSpace for a one-system layer, one discrete diagonal StateSpace per
     system (channel) otherwise. The gain is 2 for the output rule ``"two_real"`` (S4D, S5 with
     ``conj_sym``: :math:`y = 2\,\mathrm{Re}(Cx)`), so the layer's error bound is twice the system's.
+
+    Parameters
+    ----------
+    model
+        Any ``torch.nn.Module`` holding SSM layers (found by :func:`ssmred_torch.ssm_layers`).
+
+    Returns
+    -------
+    list of (list of ssmred.StateSpace, float)
+        One ``(systems, gain)`` pair per SSM layer, in order; a multi-system layer's systems are
+        ``from_diagonal(lam[g], B[g], C[g], dt=1.0)``, :math:`g = 0, \dots, G-1`.
     """
     import torch
     from ssmred_torch import ssm_layers, to_statespace

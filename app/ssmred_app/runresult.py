@@ -84,19 +84,53 @@ class RunResult:
 
         Derived entries (``mean_final_dim``) and fields this version does not know (written by a newer
         one) are left out; fields added since the file was written take their defaults.
+
+        Parameters
+        ----------
+        d
+            A mapping as written by :meth:`to_dict` (e.g. ``metrics.json`` loaded); it must hold at least
+            ``name`` and ``config``.
+
+        Returns
+        -------
+        RunResult
+            A new result (the values are taken as they are, not copied or converted).
         """
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain mapping, with ``mean_final_dim`` added."""
+        """Plain mapping, with ``mean_final_dim`` added.
+
+        Returns
+        -------
+        dict
+            Every field (deep-copied by :func:`dataclasses.asdict`) plus ``mean_final_dim``.
+        """
         d = asdict(self)
         d["mean_final_dim"] = self.mean_final_dim
         return d
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available else ``cpu``; otherwise check the device exists."""
+    """``auto`` -> ``cuda`` when available else ``cpu``; otherwise check that CUDA is there for a CUDA device.
+
+    Parameters
+    ----------
+    name
+        ``"auto"``, or a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Only the availability
+        of CUDA is checked, not the index of ``cuda:N`` or other device types.
+
+    Returns
+    -------
+    str
+        The device to use: ``name`` itself unless it is ``"auto"``.
+
+    Raises
+    ------
+    ~ssmred_app.config.ConfigError
+        If ``name`` starts with ``cuda`` and CUDA is not available.
+    """
     import torch
 
     if name == "auto":
@@ -107,7 +141,15 @@ def resolve_device(name: str) -> str:
 
 
 def environment() -> dict[str, Any]:
-    """Versions and machine facts recorded in ``metrics.json``."""
+    """Versions and machine facts recorded in ``metrics.json``.
+
+    Returns
+    -------
+    dict
+        ``python``, ``torch`` and ``ssmred`` versions, ``platform`` (:func:`platform.platform`),
+        ``cpu_count``, ``torch_threads`` (:func:`torch.get_num_threads`) and ``cuda`` (whether CUDA is
+        available).
+    """
     import torch
 
     import ssmred

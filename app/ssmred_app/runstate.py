@@ -78,12 +78,30 @@ class RunLock:
 
 
 def run_folder_has_state(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` holds anything a run writes (checkpoints, results, reports)."""
+    """Whether ``folder`` holds anything a run writes (checkpoints, results, reports).
+
+    Parameters
+    ----------
+    folder
+        The run folder (need not exist).
+
+    Returns
+    -------
+    bool
+        True when any entry of :data:`RUN_FILES` exists in ``folder`` (the lock file does not count).
+    """
     return any((Path(folder) / name).exists() for name in RUN_FILES)
 
 
 def clear_run_folder(folder: str | os.PathLike[str]) -> None:
-    """Remove what an earlier run wrote into ``folder`` (the lock file stays)."""
+    """Remove what an earlier run wrote into ``folder`` (the lock file stays).
+
+    Parameters
+    ----------
+    folder
+        The run folder: every entry of :data:`RUN_FILES` in it is deleted (folders recursively); anything
+        else, the lock file included, is left alone. A missing entry (or folder) is no error.
+    """
     for name in RUN_FILES:
         path = Path(folder) / name
         if path.is_dir():
@@ -95,7 +113,30 @@ def clear_run_folder(folder: str | os.PathLike[str]) -> None:
 def save_run_state(ckpt_dir: Path, model: Any, *, optimizer: Any, controller: Any, extra: dict[str, Any]) -> Path:
     """Write a resumable state as ``next.pt``, then rotate it to ``last.pt`` (the old one to ``previous.pt``).
 
-    Raises :class:`ssmred_torch.errors.CheckpointError` (and writes nothing) for a non-finite state.
+    Parameters
+    ----------
+    ckpt_dir
+        The run's ``checkpoints/`` folder (created if missing).
+    model
+        The model (``torch.nn.Module``) whose weights and per-layer state sizes are saved.
+    optimizer
+        Its optimizer (``state_dict`` saved), or ``None``.
+    controller
+        Anything with ``state_dict()`` (the training method's progress), or ``None``.
+    extra
+        Plain data of the run state (``kind="run"``, ``step``, RNG states, the result so far, ...):
+        :func:`read_run_state` accepts only a file whose ``extra`` has ``kind == "run"`` and an integer
+        ``step``.
+
+    Returns
+    -------
+    pathlib.Path
+        ``ckpt_dir / "last.pt"``, the state just written.
+
+    Raises
+    ------
+    ssmred_torch.errors.CheckpointError
+        If the model or optimizer state holds NaN/inf (nothing is written; ``last.pt`` stays as it was).
     """
     from ssmred_torch import save
 
@@ -113,8 +154,30 @@ def read_run_state(
 ) -> tuple[Path, dict[str, Any]] | None:
     """The newest intact resumable state in ``ckpt_dir`` (``None`` when there is none to resume from).
 
-    Damaged candidates are skipped with a message; when candidates exist but none is intact the run
-    must not start over silently: :class:`~ssmred_app.errors.RunError`.
+    The candidates are ``last.pt``, ``next.pt`` and ``previous.pt``; the intact one with the highest
+    ``step`` wins (``last.pt`` on a tie). Damaged candidates are skipped with a message; when candidates
+    exist but none is intact the run must not start over silently.
+
+    Parameters
+    ----------
+    ckpt_dir
+        The run's ``checkpoints/`` folder (need not exist).
+    map_location
+        Passed to :func:`ssmred_torch.read_checkpoint` (``torch.load``): where the tensors go, e.g. ``"cpu"``.
+    log
+        Called with one line per skipped file, and with the file resumed from when it is not ``last.pt``
+        or something was skipped.
+
+    Returns
+    -------
+    tuple of (pathlib.Path, dict) or None
+        The file chosen and its checkpoint payload (``state_sizes``, ``model``, ``optimizer``,
+        ``controller``, ``extra``), or ``None`` when there is no candidate at all.
+
+    Raises
+    ------
+    ~ssmred_app.errors.RunError
+        If candidates exist but every one is damaged or not a run state (model files, ``kind != "run"``).
     """
     from ssmred_torch import CheckpointError, read_checkpoint
 
