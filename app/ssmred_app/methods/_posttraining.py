@@ -23,8 +23,10 @@ def finetune_(trainer: Any, epochs: int, lr: float) -> list[float]:
     without weight decay, the other weights at ``lr`` with ``optim.weight_decay`` and the rest at ``lr``
     without; plain cross-entropy, batches of ``optim.batch_size``, gradients clipped at
     ``optim.grad_clip`` when set. Batches are drawn from ``SeedSequence([seed, 10_000 + epoch])``:
-    reproducible and different from the training epochs. It trains ``trainer.model`` itself, not a
-    DistributedDataParallel wrapper: under DDP the ranks' gradients are not averaged.
+    reproducible and different from the training epochs. Under DDP every rank takes its share of each
+    epoch's permutation (:func:`~ssmred_app.distributed.shard_indices`, ``optim.batch_size`` per rank)
+    and the forward passes run through ``trainer.train_module`` (the DDP wrapper, rebuilt after the
+    cut), so the gradients are averaged over the ranks and every rank keeps the same weights.
 
     Parameters
     ----------
@@ -55,13 +57,19 @@ def finetune_(trainer: Any, epochs: int, lr: float) -> list[float]:
     ]
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr)
     X, y = trainer.tensors["train"]
+    dist = getattr(trainer, "dist", None)  # a PosthocContext runs in one process
     accs = []
     for ep in range(epochs):
         trainer.model.train()
         perm = np.random.default_rng(np.random.SeedSequence([cfg.seed, 10_000 + ep])).permutation(len(y))
-        for i in range(0, len(y), o.batch_size):
+        if dist is not None:
+            from ssmred_app.distributed import shard_indices
+
+            perm = shard_indices(perm, dist.rank, trainer.world_size)
+        module = trainer.train_module if dist is not None else trainer.model
+        for i in range(0, len(perm), o.batch_size):
             idx = torch.as_tensor(perm[i : i + o.batch_size], device=y.device)
-            loss = torch.nn.functional.cross_entropy(trainer.model(X[idx]), y[idx])
+            loss = torch.nn.functional.cross_entropy(module(X[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if o.grad_clip is not None:
