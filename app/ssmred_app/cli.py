@@ -159,7 +159,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_train_any(args: argparse.Namespace) -> int:
     """``train`` in one process, in ``--nproc N`` processes, or as one rank of a torchrun job."""
-    from ssmred_app.distributed import train_command
+    from ssmred_app.distributed_launch import train_command
 
     return train_command(args, _cmd_train)
 

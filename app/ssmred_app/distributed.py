@@ -32,7 +32,8 @@ and the :class:`~ssmred_app.trainer.Trainer` finds it (:func:`active`). What cha
   number of processes (the schedule in steps depends on it).
 
 FSDP, tensor/pipeline parallelism, several GPUs per process and ``ssmred experiment`` / ``ssmred demo``
-under torchrun are not supported. See ``docs/distributed.md``.
+under torchrun are not supported. See ``docs/distributed.md``. The ``train`` command's launching (``--nproc``,
+the ranks of a torchrun job) is :mod:`ssmred_app.distributed_launch`.
 """
 
 from __future__ import annotations
@@ -43,21 +44,17 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
-from ssmred_app.config import ConfigError
 from ssmred_app.errors import RunError
 
 __all__ = [
     "BACKEND_ENV",
     "Distributed",
     "active",
-    "launch_train",
     "launched_by_torchrun",
     "shard_indices",
     "sync_batch_norms_",
-    "train_command",
 ]
 
 #: environment variable overriding the process-group backend (e.g. ``gloo``, ``nccl``, ``cpu:gloo,cuda:nccl``)
@@ -70,9 +67,20 @@ def shard_indices(indices: Sequence[int] | Any, rank: int, world_size: int) -> A
     """The share of ``indices`` of rank ``rank``, as ``DistributedSampler(shuffle=False, drop_last=False)`` deals them.
 
     The list is padded with its first elements to a multiple of ``world_size``; rank ``r`` takes the
-    positions ``r, r + world_size, ...``. Every rank gets ``ceil(len / world_size)`` indices, and the
-    ``k``-th block of ``b`` of every rank together are the ``k``-th block of ``b * world_size`` of the
-    (padded) list.
+    positions ``r, r + world_size, ...``; the ``k``-th block of ``b`` of every rank together are the
+    ``k``-th block of ``b * world_size`` of the (padded) list.
+
+    Parameters
+    ----------
+    indices
+        The list to deal (1-D: a sequence or an array, taken with :func:`numpy.asarray`).
+    rank, world_size
+        This process's rank, ``0 <= rank < world_size``, and the number of processes (``>= 1``).
+
+    Returns
+    -------
+    numpy.ndarray
+        The ``ceil(len(indices) / world_size)`` indices of rank ``rank`` (none for an empty list).
 
     Examples
     --------
@@ -156,10 +164,20 @@ class _GlobalBatchNorm:
 
 
 def sync_batch_norms_(model: Any) -> int:
-    """Make every BatchNorm layer of ``model`` use global-batch statistics under DDP; returns how many.
+    """Make every BatchNorm layer of ``model`` use global-batch statistics under DDP.
 
     The layers keep their parameters, buffers and state-dict keys (only their class changes to a
     subclass), so optimizers, checkpoints and ``isinstance(m, nn.BatchNorm1d)`` are unaffected.
+
+    Parameters
+    ----------
+    model
+        A ``torch.nn.Module``; its ``BatchNorm1d/2d/3d`` submodules are changed in place.
+
+    Returns
+    -------
+    int
+        How many layers were converted (those converted before are not counted again).
     """
     from torch import nn
 
@@ -218,18 +236,16 @@ def _map_tensors(obj: Any, fn: Callable[[Any], Any]) -> Any:
 class Distributed:
     """The place of this process in a torch.distributed job, and the collectives the trainer needs.
 
+    The default process group must be initialised. ``stats`` counts the time spent in :meth:`broadcast`
+    (``broadcast_s``, ``broadcasts``; ``broadcast_bytes`` stays 0) and in re-wrapping (``rewrap_s``,
+    ``rewraps``).
+
     Parameters
     ----------
     rank, world_size, local_rank
         Global rank, number of processes, rank on this machine (the CUDA device index).
     owns_group
         Whether :meth:`close` destroys the default process group (it was created by :meth:`from_env`).
-
-    Attributes
-    ----------
-    stats
-        Seconds and bytes spent in :meth:`broadcast` (``broadcast_s``, ``broadcast_bytes``, ``broadcasts``)
-        and in re-wrapping (``rewrap_s``, ``rewraps``).
     """
 
     def __init__(self, rank: int, world_size: int, local_rank: int, *, owns_group: bool = False) -> None:
@@ -253,8 +269,12 @@ class Distributed:
     def from_env(cls, backend: str | None = None) -> Distributed:
         """Join the job torchrun started (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR/PORT``).
 
-        ``backend``: default ``SSMRED_DIST_BACKEND``, else ``cpu:gloo,cuda:nccl`` when CUDA is
-        available, else ``gloo``.
+        Parameters
+        ----------
+        backend
+            A torch.distributed backend string; default ``SSMRED_DIST_BACKEND``, else
+            ``cpu:gloo,cuda:nccl`` when CUDA is available, else ``gloo``. Ignored when the default
+            process group exists already: then the context of :func:`active` is returned.
         """
         import torch
         import torch.distributed as dist
@@ -284,7 +304,14 @@ class Distributed:
         return self.rank == 0
 
     def device_for(self, name: str) -> str:
-        """The device of this rank for a resolved device name: ``cuda``/``cuda:N`` -> ``cuda:LOCAL_RANK``."""
+        """The device of this rank for a resolved device name: ``cuda``/``cuda:N`` -> ``cuda:LOCAL_RANK``.
+
+        Parameters
+        ----------
+        name
+            A device of :func:`~ssmred_app.runresult.resolve_device`; the result is stored as ``device``
+            (where :meth:`broadcast` places tensors) and, for CUDA, made the current device.
+        """
         import torch
 
         if name.startswith("cuda"):
@@ -299,7 +326,13 @@ class Distributed:
 
         An exception raised by ``thunk`` on rank 0 is raised on every rank (same class and message),
         so no rank waits for a message that never comes. The hook of
-        :func:`ssmred_torch.reduce.shared_decisions`.
+        :func:`ssmred_torch.reduce.shared_decisions`; a collective: every rank must call it.
+
+        Parameters
+        ----------
+        thunk
+            A callable without arguments, called on rank 0 only; its result must be picklable (tensors
+            are sent from the CPU, inside dicts, lists, tuples, named tuples and dataclasses).
         """
         import torch.distributed as dist
 
@@ -324,7 +357,13 @@ class Distributed:
         return _map_tensors(payload, lambda t: t.to(self.device))  # type: ignore[no-any-return]
 
     def all_sum(self, values: Sequence[float]) -> list[float]:
-        """Element-wise sums over the ranks (float64)."""
+        """Element-wise sums over the ranks (float64), on every rank.
+
+        Parameters
+        ----------
+        values
+            This rank's numbers (the same count on every rank).
+        """
         import torch
         import torch.distributed as dist
 
@@ -333,11 +372,23 @@ class Distributed:
         return t.tolist()
 
     def any(self, flag: bool) -> bool:
-        """Whether ``flag`` is true on any rank."""
+        """Whether ``flag`` is true on any rank (a collective: every rank must call it).
+
+        Parameters
+        ----------
+        flag
+            This rank's flag.
+        """
         return self.all_sum([1.0 if flag else 0.0])[0] > 0
 
     def gather(self, obj: Any) -> list[Any]:
-        """Every rank's ``obj``, in rank order, on every rank."""
+        """Every rank's ``obj``, in rank order, on every rank.
+
+        Parameters
+        ----------
+        obj
+            This rank's object (picklable).
+        """
         import torch.distributed as dist
 
         out: list[Any] = [None] * self.world_size
@@ -348,6 +399,17 @@ class Distributed:
     def wrap(self, model: Any) -> Any:
         """A new DDP wrapper of ``model`` (real, contiguous parameters; shapes checked across ranks; batch
         norms over the global batch, :func:`sync_batch_norms_`).
+
+        Parameters
+        ----------
+        model
+            The unwrapped module, on this rank's ``device``; non-contiguous parameters are made contiguous
+            in place.
+
+        Raises
+        ------
+        ~ssmred_app.errors.RunError
+            If a parameter is complex (DDP would lose the imaginary part of its gradient).
         """
         import torch
         from torch.nn.parallel import DistributedDataParallel
@@ -366,7 +428,15 @@ class Distributed:
         return DistributedDataParallel(model, device_ids=[self.local_rank] if cuda else None)
 
     def rewrap(self, old: Any, model: Any) -> Any:
-        """Drop ``old`` (its autograd hooks removed at once) and wrap ``model`` anew."""
+        """Drop ``old`` (its autograd hooks removed at once) and wrap ``model`` anew (:meth:`wrap`).
+
+        Parameters
+        ----------
+        old
+            The previous DDP wrapper, or ``None``.
+        model
+            The unwrapped module (its parameter shapes may have changed).
+        """
         t0 = time.perf_counter()
         if old is not None and hasattr(old, "_remove_autograd_hooks"):
             old._remove_autograd_hooks()
@@ -378,7 +448,13 @@ class Distributed:
 
 
 def active() -> Distributed | None:
-    """The running job (``None`` unless torch.distributed's default process group is initialised)."""
+    """The running job (``None`` unless torch.distributed's default process group is initialised).
+
+    Returns
+    -------
+    Distributed or None
+        The context of this process (one per process, rebuilt when rank or world size changed).
+    """
     try:
         import torch.distributed as dist
     except ImportError:  # pragma: no cover
@@ -395,102 +471,11 @@ _ACTIVE: Distributed | None = None
 
 
 def launched_by_torchrun() -> bool:
-    """Whether this process was started by torchrun (or another launcher setting its variables)."""
+    """Whether this process was started by torchrun (or another launcher setting its variables).
+
+    Returns
+    -------
+    bool
+        True when ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` are all set.
+    """
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"))
-
-
-# ---------------------------------------------------------------------------------------------- the command
-def _train_argv(args: Any) -> list[str]:
-    """The ``train`` arguments to hand on to each process (``--nproc`` left out)."""
-    argv = ["--config", str(args.config)]
-    if args.out:
-        argv += ["--out", str(args.out)]
-    if args.device:
-        argv += ["--device", str(args.device)]
-    for flag in ("no_resume", "force", "no_progress"):
-        if getattr(args, flag):
-            argv.append("--" + flag.replace("_", "-"))
-    return argv + list(args.overrides)
-
-
-def launch_train(args: Any, nproc: int) -> int:
-    """Run ``ssmred train`` in ``nproc`` processes on this machine (torchrun's launcher, ``--standalone``).
-
-    Returns the exit status: 0, or that of the first process that failed (2: configuration or run
-    folder, 3: diverged, 130: interrupted; the state at the last step is saved).
-    """
-    import torch
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    from ssmred_app.cli import _overrides
-    from ssmred_app.config import load_config
-    from ssmred_app.runresult import resolve_device
-
-    cfg = load_config(args.config, _overrides(args))  # one message before N processes start
-    device = resolve_device(cfg.device)
-    if device.startswith("cuda") and nproc > torch.cuda.device_count():
-        raise ConfigError(f"--nproc: {nproc} processes need {nproc} CUDA devices; {torch.cuda.device_count()} found")
-    # each process runs cfg.threads torch threads anyway; saying so keeps torchrun from printing a banner
-    os.environ.setdefault("OMP_NUM_THREADS", str(cfg.threads or 1))
-    launcher = ["--standalone", f"--nproc-per-node={nproc}", "-m", "ssmred_app", "train", *_train_argv(args)]
-    try:
-        run(parse_args(launcher))
-    except ChildFailedError as exc:
-        _rank, failure = exc.get_first_failure()
-        code = int(failure.exitcode)
-        return code if code > 0 else 128 - code  # killed by signal k: 128 + k, like a shell
-    except SignalException:
-        return 130
-    return 0
-
-
-def train_command(args: Any, run_train: Callable[[Any], int]) -> int:
-    """``ssmred train``: one process (``run_train``), ``--nproc N`` processes, or one rank of a torchrun job.
-
-    Parameters
-    ----------
-    args
-        The parsed ``train`` arguments.
-    run_train
-        The single-process command (rank 0 of a job runs it too: it writes the reports).
-    """
-    nproc = int(getattr(args, "nproc", 1) or 1)
-    if nproc < 1:
-        raise ConfigError(f"--nproc: must be >= 1, got {nproc}")
-    if not launched_by_torchrun():
-        return run_train(args) if nproc == 1 else launch_train(args, nproc)
-    if nproc > 1:
-        raise ConfigError("--nproc: this process was started by torchrun already; give --nproc-per-node to torchrun")
-    main = int(os.environ["RANK"]) == 0
-    if main:
-        ctx = Distributed.from_env()
-        try:
-            return run_train(args)
-        finally:
-            ctx.close()
-    try:  # other ranks: no output (rank 0 reports); the same exit status
-        ctx = Distributed.from_env()
-        try:
-            return _follow(args)
-        finally:
-            ctx.close()
-    except KeyboardInterrupt:
-        return 130
-    except (RunError, ConfigError) as exc:
-        return int(getattr(exc, "exit_code", 2))
-    except (FileNotFoundError, ModuleNotFoundError):
-        return 2
-
-
-def _follow(args: Any) -> int:
-    """A rank other than 0: train, write nothing."""
-    from ssmred_app.cli import _overrides
-    from ssmred_app.config import load_config, with_sections
-    from ssmred_app.trainer import Trainer
-
-    cfg = with_sections(load_config(args.config, _overrides(args)), out=None)
-    out = Path(args.out or cfg.out or ".")  # a label only: the trainer takes rank 0's folder name
-    Trainer(cfg, out, progress=False, log=lambda s: None).run(resume=not args.no_resume, force=args.force)
-    return 0

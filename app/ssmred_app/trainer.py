@@ -1,30 +1,21 @@
 r"""The trainer behind ``ssmred train`` / ``ssmred demo`` / ``ssmred experiment``.
 
-The trainer follows SPEC §6: AdamW with the SSM parameters (``nu_log``, ``theta_log``, ``gamma_log``,
-``B_re``, ``B_im``) in their own group at ``lr * ssm_lr_factor`` without weight decay, linear warm-up
-over the first ``warmup_fraction`` of the steps and cosine decay after it. When compression is on, a
-:class:`ssmred_torch.CompreSSM` controller is called after every optimizer step; the validation
-accuracy is measured right before and right after every reduction attempt and logged.
+SPEC §6: AdamW with every SSM layer's ``dynamics_parameters`` (its adapter names them) in their own
+group at ``lr * ssm_lr_factor`` without weight decay, linear warm-up over ``warmup_fraction`` of the
+steps, then cosine decay. The run's method (:mod:`ssmred_app.methods`; CompreSSM: a
+:class:`ssmred_torch.CompreSSM` controller after every optimizer step) reduces the model through hooks;
+the validation accuracy right before and after every reduction is logged.
 
-Resumable states are written at the end of every epoch, every ``optim.checkpoint_every`` steps when
-set, and when the run is interrupted (SIGINT or SIGTERM: the step in progress is finished and saved
-first); a run started again with the same folder resumes from the newest intact one and reproduces the
-uninterrupted run exactly on CPU (same losses, same weights). A non-finite loss or gradient stops the
-run (:class:`~ssmred_app.errors.TrainingDiverged`) before anything non-finite is saved. One process at
-a time trains into a folder (:class:`~ssmred_app.runstate.RunLock`).
+Resumable states are written at the end of every epoch, every ``optim.checkpoint_every`` steps when set,
+and on SIGINT/SIGTERM (the step in progress is finished first); a run started again in the same folder
+resumes from the newest intact one and reproduces the uninterrupted run exactly on CPU. A non-finite
+loss or gradient stops the run (:class:`~ssmred_app.errors.TrainingDiverged`) before anything
+non-finite is saved; one process at a time trains into a folder (:class:`~ssmred_app.runstate.RunLock`).
+Under torchrun the same trainer runs in every process (:mod:`ssmred_app.distributed`).
 
-Under torchrun (``ssmred train --nproc N``; :mod:`ssmred_app.distributed`) the same trainer runs in
-every process: the model is wrapped in DistributedDataParallel, each epoch's permutation is sharded
-like ``DistributedSampler`` (``optim.batch_size`` per rank, ``N`` times that per step), metrics are
-all-reduced, every method hook runs with rank 0 deciding reductions and rollbacks (broadcast, applied on
-every rank, then a new DDP wrapper), and only rank 0 holds the lock and writes. The single-process path
-is unchanged.
-
-This module holds :class:`Trainer`'s public interface, the epoch loop and every write to the run folder
-(the lock, the resumable states, the epoch model files, ``result.json``); the rest of the trainer is in
-:mod:`ssmred_app.trainer_optim` (optimizer and learning-rate schedule), :mod:`ssmred_app.trainer_steps`
-(one step: batches, divergence checks, signals, method hooks, the DDP wrapper, sharded evaluation) and
-:mod:`ssmred_app.trainer_resume` (reading a state back and restoring it).
+This module holds :class:`Trainer`'s public interface, the epoch loop and every write to the run folder;
+the rest is in :mod:`ssmred_app.trainer_optim`, :mod:`ssmred_app.trainer_steps` (one step, batches,
+signals, method hooks, the DDP wrapper, evaluation) and :mod:`ssmred_app.trainer_resume`.
 """
 
 from __future__ import annotations
@@ -193,19 +184,11 @@ class Trainer(StepMixin, ResumeMixin):
         float
             The share of correctly classified samples, in :math:`[0, 1]` (``0.0`` for an empty split).
         """
-        torch = self.torch
         X, y = self.tensors[split]
         bs = self.cfg.optim.eval_batch_size
         if self.dist is not None:
             return self._evaluate_shard(X, y, bs)
-        was_training = self.model.training
-        self.model.eval()
-        correct = 0
-        with torch.no_grad():
-            for i in range(0, len(y), bs):
-                correct += int((self.model(X[i : i + bs]).argmax(-1) == y[i : i + bs]).sum())
-        self.model.train(was_training)
-        return correct / max(1, len(y))
+        return self._correct(X, y, bs, 0, len(y)) / max(1, len(y))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self) -> Path:
@@ -442,25 +425,8 @@ class Trainer(StepMixin, ResumeMixin):
                     if stop and self.batch < len(batches):
                         raise KeyboardInterrupt
                 close_segment()
-                val_acc = self.evaluate("val")
-                res.epochs.append(
-                    {
-                        "epoch": self.epoch + 1,
-                        "step": self.step,
-                        "train_loss": st["loss_sum"] / st["seen"],
-                        "train_acc": st["correct"] / st["seen"],
-                        "val_acc": val_acc,
-                        "dims": state_sizes(self.model),
-                        "train_time_s": res.train_time_s,
-                        "train_cpu_s": res.train_cpu_s,
-                    }
-                )
+                self._record_epoch(self.evaluate("val"))
                 res.wall_time_s = time.perf_counter() - wall0
-                self.log(
-                    f"[{cfg.name}] epoch {self.epoch + 1}/{cfg.optim.epochs}: loss {st['loss_sum'] / st['seen']:.3f}, "
-                    f"val acc {pct(val_acc)}, state sizes {state_sizes(self.model)}, "
-                    f"train time {res.train_time_s:.1f} s (CPU {res.train_cpu_s:.1f} s)"
-                )
                 self.epoch, self.batch = self.epoch + 1, 0
                 self._epoch_stats = {"loss_sum": 0.0, "correct": 0, "seen": 0}
                 self.save_checkpoint()

@@ -4,9 +4,10 @@ Each epoch's batches come from a permutation seeded by ``(seed, epoch)`` (under 
 ``DistributedSampler``). A step refuses a non-finite loss or gradient
 (:class:`~ssmred_app.errors.TrainingDiverged`, before anything non-finite is saved); under DDP one
 all-reduce gives the global metrics and the agreement on divergence and on stopping. SIGINT/SIGTERM
-ask the run to stop after the step in progress. Method hooks run with rank 0 deciding every reduction
-(and rollback), followed by a new DDP wrapper when the parameters changed shape; evaluation under DDP
-gives each rank a block of the split and all-reduces the correct counts.
+ask the run to stop after the step in progress. A finished epoch is recorded and logged here. Method
+hooks run with rank 0 deciding every reduction (and rollback), followed by a new DDP wrapper when the
+parameters changed shape; evaluation under DDP gives each rank a block of the split and all-reduces the
+correct counts.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ssmred_app.errors import TrainingDiverged
+from ssmred_app.models import state_sizes
+from ssmred_app.report import pct
 
 if TYPE_CHECKING:
     from ssmred_app.trainer import Trainer
@@ -43,18 +46,44 @@ class StepMixin:
     :meth:`~ssmred_app.trainer.Trainer.run` call them.
     """
 
-    def _evaluate_shard(self, X: Any, y: Any, bs: int) -> float:
-        torch, rank, ws = self.torch, self.dist.rank, self.world_size
-        lo, hi = len(y) * rank // ws, len(y) * (rank + 1) // ws
+    def _correct(self, X: Any, y: Any, bs: int, lo: int, hi: int) -> int:
+        """Correctly classified samples among ``X[lo:hi]`` (eval mode, no gradients; the mode restored)."""
         was_training = self.model.training
         self.model.eval()
         correct = 0
-        with torch.no_grad():
+        with self.torch.no_grad():
             for i in range(lo, hi, bs):
                 j = min(i + bs, hi)
                 correct += int((self.model(X[i:j]).argmax(-1) == y[i:j]).sum())
         self.model.train(was_training)
-        return int(self.dist.all_sum([correct])[0]) / max(1, len(y))
+        return correct
+
+    def _evaluate_shard(self, X: Any, y: Any, bs: int) -> float:
+        """Accuracy under DDP: this rank's contiguous block, the correct counts all-reduced."""
+        rank, ws = self.dist.rank, self.world_size
+        lo, hi = len(y) * rank // ws, len(y) * (rank + 1) // ws
+        return int(self.dist.all_sum([self._correct(X, y, bs, lo, hi)])[0]) / max(1, len(y))
+
+    def _record_epoch(self, val_acc: float) -> None:
+        """Append the epoch just finished to the result and log it (global numbers under DDP)."""
+        res, st, cfg = self.result, self._epoch_stats, self.cfg
+        res.epochs.append(
+            {
+                "epoch": self.epoch + 1,
+                "step": self.step,
+                "train_loss": st["loss_sum"] / st["seen"],
+                "train_acc": st["correct"] / st["seen"],
+                "val_acc": val_acc,
+                "dims": state_sizes(self.model),
+                "train_time_s": res.train_time_s,
+                "train_cpu_s": res.train_cpu_s,
+            }
+        )
+        self.log(
+            f"[{cfg.name}] epoch {self.epoch + 1}/{cfg.optim.epochs}: loss {st['loss_sum'] / st['seen']:.3f}, "
+            f"val acc {pct(val_acc)}, state sizes {state_sizes(self.model)}, "
+            f"train time {res.train_time_s:.1f} s (CPU {res.train_cpu_s:.1f} s)"
+        )
 
     def _diverged(self, what: str) -> TrainingDiverged:
         kept = self.checkpoint_path() if self.checkpoint_path().exists() else None

@@ -50,6 +50,12 @@ Examples
 ([0.05, 0.1], True, ['compressm', 'scratch'])
 """
 
+from ssmred_app.experiment._aggregate import _best_k_mean as _best_k_mean
+from ssmred_app.experiment._aggregate import _by_variant as _by_variant
+from ssmred_app.experiment._aggregate import _std as _std
+from ssmred_app.experiment._aggregate import aggregate as aggregate
+from ssmred_app.experiment._aggregate import comparisons as comparisons
+from ssmred_app.experiment._aggregate import cut_table as cut_table
 from ssmred_app.experiment._cache import FAMILY_SECTIONS as FAMILY_SECTIONS
 from ssmred_app.experiment._cache import _base_key as _base_key
 from ssmred_app.experiment._cache import _difference as _difference
@@ -75,16 +81,10 @@ from ssmred_app.experiment._grid import run_variants as run_variants
 from ssmred_app.experiment._report import COMPARISON_HEADERS as COMPARISON_HEADERS
 from ssmred_app.experiment._report import CUT_HEADERS as CUT_HEADERS
 from ssmred_app.experiment._report import EXPERIMENT_COLUMNS as EXPERIMENT_COLUMNS
-from ssmred_app.experiment._report import _best_k_mean as _best_k_mean
-from ssmred_app.experiment._report import _by_variant as _by_variant
 from ssmred_app.experiment._report import _p as _p
 from ssmred_app.experiment._report import _plots as _plots
-from ssmred_app.experiment._report import _std as _std
-from ssmred_app.experiment._report import aggregate as aggregate
 from ssmred_app.experiment._report import comparison_rows as comparison_rows
-from ssmred_app.experiment._report import comparisons as comparisons
 from ssmred_app.experiment._report import cut_rows as cut_rows
-from ssmred_app.experiment._report import cut_table as cut_table
 from ssmred_app.experiment._report import experiment_doc as experiment_doc
 from ssmred_app.experiment._report import write_experiment_report as write_experiment_report
 from ssmred_app.experiment._spec import _LABEL as _LABEL
