@@ -192,10 +192,13 @@ def read_run_state(
             extra = payload["extra"] or {}
             if extra.get("kind") != "run":
                 raise CheckpointError(f"{str(path)!r} is a model file, not a resumable run state")
+            step = extra.get("step")
+            if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+                raise CheckpointError(f"{str(path)!r} is a run state without a valid step ({step!r})")
         except (CheckpointError, FileNotFoundError) as exc:
             problems.append(str(exc))
             continue
-        found.append((int(extra["step"]), path, payload))
+        found.append((step, path, payload))
     if not found:
         if problems:
             raise RunError(

@@ -205,6 +205,22 @@ def test_no_intact_checkpoint_is_an_error_not_a_fresh_start(tmp_path, capsys):
     assert "--no-resume --force" in err
 
 
+def test_a_run_state_without_a_step_is_skipped_as_damaged(tmp_path):
+    """An intact file (CRCs fine) that says it is a run state but carries no step: skipped with a reason,
+    the older state resumed (it raised a bare KeyError)."""
+    from ssmred_app.runstate import read_run_state, save_run_state
+    from ssmred_torch import LRUModel
+
+    ckpt, model = tmp_path / "checkpoints", LRUModel(1, 4, 6, 1, 3)
+    save_run_state(ckpt, model, optimizer=None, controller=None, extra={"kind": "run", "step": 7})
+    save_run_state(ckpt, model, optimizer=None, controller=None, extra={"kind": "run"})  # last.pt: no step
+    messages: list[str] = []
+    path, payload = read_run_state(ckpt, map_location="cpu", log=messages.append)
+    assert path.name == "previous.pt"
+    assert payload["extra"]["step"] == 7
+    assert any("without a valid step (None)" in m for m in messages), messages
+
+
 def test_divergence_stops_with_exit_3_and_keeps_the_last_good_state(tmp_path, capsys):
     """Item 1: optim.lr=.inf trained 45 epochs at NaN and exited 0; now .inf is refused and a NaN stops."""
     from ssmred_app.cli import main
