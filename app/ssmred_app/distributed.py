@@ -237,8 +237,7 @@ class Distributed:
     """The place of this process in a torch.distributed job, and the collectives the trainer needs.
 
     The default process group must be initialised. ``stats`` counts the time spent in :meth:`broadcast`
-    (``broadcast_s``, ``broadcasts``; ``broadcast_bytes`` stays 0) and in re-wrapping (``rewrap_s``,
-    ``rewraps``).
+    (``broadcast_s``, ``broadcasts``) and in re-wrapping (``rewrap_s``, ``rewraps``).
 
     Parameters
     ----------
@@ -261,7 +260,7 @@ class Distributed:
             torch.device("cpu") if cpu_ok or not torch.cuda.is_available() else torch.device("cuda", self.local_rank)
         )
         self.device = "cpu"  # set by the trainer (device_for)
-        self.stats: dict[str, float] = {"broadcast_s": 0.0, "broadcast_bytes": 0.0, "broadcasts": 0, "rewrap_s": 0.0}
+        self.stats: dict[str, float] = {"broadcast_s": 0.0, "broadcasts": 0, "rewrap_s": 0.0}
         self.stats["rewraps"] = 0
 
     # -- construction ------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def aggregate(runs: Sequence[_Run]) -> list[dict[str, Any]]:
                 "train_time_std_s": round(_std(t), 1),
                 "train_cpu_mean_s": round(float(np.mean(c)), 1),
                 "train_cpu_std_s": round(_std(c), 1),
-                "speedup_vs_full": round(full_cpu / float(np.mean(c)), 2),
+                "speedup_vs_full": round(full_cpu / float(np.mean(c)), 2) if np.mean(c) > 0 else math.nan,
                 "loaded": any(_loaded(r.timing) for r in rs),
             }
         )

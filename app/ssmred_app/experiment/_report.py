@@ -102,6 +102,17 @@ def cut_rows(cuts: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
     ]
 
 
+def _thread_note(threads: int | None) -> str:
+    """What the CPU time of a run measures, given the configured torch thread count."""
+    if threads == 1:
+        return (
+            "torch runs one thread, so CPU time measures the work even when other processes share the machine "
+            "(wall time is listed too)."
+        )
+    count = "its default number of" if threads is None else str(threads)
+    return f"torch runs {count} threads, so CPU time adds up the time of all of them (wall time is listed too)."
+
+
 def experiment_doc(metrics: Mapping[str, Any], *, title: str) -> Doc:
     """The experiment report (built from ``metrics`` only).
 
@@ -136,9 +147,8 @@ def experiment_doc(metrics: Mapping[str, Any], *, title: str) -> Doc:
         'original Σσ (see \'cumulative\' below). "scratch", "BT-init matched", "random", "smallest" and '
         '"KD" reach exactly the sizes of the CompreSSM run of the same level and seed; post-BT, LAST and HNN '
         "are cut to its total size by one global threshold. Training time counts optimizer steps, reductions, "
-        "post-training cuts and fine-tuning, not evaluation; torch runs one thread, so CPU time measures the "
-        "work even when other processes share the machine (wall time is listed too). best-3 = mean of the 3 "
-        "best seeds by test accuracy (the published protocol uses 3 of 5)."
+        f"post-training cuts and fine-tuning, not evaluation; {_thread_note(base.get('threads'))} best-3 = mean "
+        "of the 3 best seeds by test accuracy (the published protocol uses 3 of 5)."
     )
     loaded = [r["variant"] for r in metrics["table"] if r.get("loaded")]
     if loaded:
