@@ -185,6 +185,15 @@ def _row(table: Sequence[Mapping[str, Any]], prefix: str) -> Mapping[str, Any] |
     return next((r for r in table if str(r["run"]).startswith(prefix)), None)
 
 
+def _rows(table: Sequence[Mapping[str, Any]], *prefixes: str) -> list[Mapping[str, Any]]:
+    """The rows whose run label starts with each prefix; ValueError naming the ones that are missing."""
+    rows = [_row(table, p) for p in prefixes]
+    missing = [p for p, r in zip(prefixes, rows, strict=True) if r is None]
+    if missing:
+        raise ValueError(f"demo metrics: no run labelled {', '.join(repr(m + '...') for m in missing)} in the table")
+    return rows  # type: ignore[return-value]
+
+
 def demo_summary(metrics: Mapping[str, Any]) -> str:
     """Sentences comparing the demo runs (numbers from ``metrics['table']`` and ``metrics['default_table']``).
 
@@ -199,12 +208,14 @@ def demo_summary(metrics: Mapping[str, Any]) -> str:
     -------
     str
         One Markdown paragraph: final sizes, test accuracies and train CPU times of the runs.
+
+    Raises
+    ------
+    ValueError
+        If a table lacks the ``full``, ``CompreSSM`` or ``scratch`` run.
     """
     table = metrics["table"]
-    full, comp, scratch = _row(table, "full"), _row(table, "CompreSSM"), _row(table, "scratch")
-    assert full is not None
-    assert comp is not None
-    assert scratch is not None
+    full, comp, scratch = _rows(table, "full", "CompreSSM", "scratch")
     diff = comp["test_acc_pct"] - scratch["test_acc_pct"]
     verdict = "above" if diff > 0 else ("equal to" if diff == 0 else "below")
     out = (
@@ -223,10 +234,7 @@ def demo_summary(metrics: Mapping[str, Any]) -> str:
         )
     default = metrics.get("default_table")
     if default:
-        dfull, dcomp, dscratch = _row(default, "full"), _row(default, "CompreSSM"), _row(default, "scratch")
-        assert dfull is not None
-        assert dcomp is not None
-        assert dscratch is not None
+        dfull, dcomp, dscratch = _rows(default, "full", "CompreSSM", "scratch")
         out += (
             f" At the default shape (2 blocks, H = 16, n₀ = {dfull['mean_final_dim']:g}): CompreSSM "
             f"{fmt(dcomp['test_acc_pct'])} % at n = {dcomp['mean_final_dim']:g}, scratch "
