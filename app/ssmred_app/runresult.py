@@ -118,8 +118,8 @@ def resolve_device(name: str) -> str:
     Parameters
     ----------
     name
-        ``"auto"``, or a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Only the availability
-        of CUDA is checked, not the index of ``cuda:N`` or other device types.
+        ``"auto"``, or a torch device string (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). For a CUDA device
+        the availability of CUDA and the index of ``cuda:N`` are checked; other device types are passed on.
 
     Returns
     -------
@@ -129,7 +129,8 @@ def resolve_device(name: str) -> str:
     Raises
     ------
     ~ssmred_app.config.ConfigError
-        If ``name`` starts with ``cuda`` and CUDA is not available.
+        If ``name`` starts with ``cuda`` and CUDA is not available, or ``cuda:N`` names a device that
+        is not there.
     """
     import torch
 
@@ -137,6 +138,11 @@ def resolve_device(name: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device: {name!r} requested but CUDA is not available")
+    if name.startswith("cuda:") and name[5:].isdigit() and int(name[5:]) >= torch.cuda.device_count():
+        count = torch.cuda.device_count()
+        raise ConfigError(
+            f"device: {name!r} requested but there are {count} CUDA device(s) (cuda:0 to cuda:{count - 1})"
+        )
     return name
 
 

@@ -208,3 +208,21 @@ def test_demo_rejects_tau_before_creating_a_run(tmp_path: Path, capsys: pytest.C
     assert "--tau: tau must be in [0, 1); got 1.5" in err
     assert "ssmred demo ->" not in err
     assert not out.exists()
+
+
+def test_cuda_devices_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``device``: CUDA must be there, and ``cuda:N`` must name one of its devices (a typed message, not a
+    torch error deep inside the first tensor transfer)."""
+    torch = pytest.importorskip("torch")
+    from ssmred_app.config import ConfigError
+    from ssmred_app.runresult import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="CUDA is not available"):
+        resolve_device("cuda")
+    assert resolve_device("auto") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == "cuda:1"
+    with pytest.raises(ConfigError, match=r"'cuda:2' requested but there are 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
