@@ -39,7 +39,9 @@ def fmt(x: Any, digits: int = 2) -> str:
     x
         The value. ``None`` and a float NaN give ``n/a``; ``bool`` and ``int`` are written as they are; a
         float keeps its shortest ``repr`` unless that has an exponent or more than ``digits`` decimals, in
-        which case it is written in fixed point with ``digits`` decimals; anything else is ``str(x)``.
+        which case it is written in fixed point with ``digits`` decimals — or with three significant digits
+        when fixed point would show a non-zero value as zero (or needs 16 or more digits); anything else is
+        ``str(x)``.
     digits
         Decimals kept when a float is rounded (>= 0).
 
@@ -52,6 +54,8 @@ def fmt(x: Any, digits: int = 2) -> str:
     --------
     >>> fmt(3.14159), fmt(2.5), fmt(None), fmt(7)
     ('3.14', '2.5', 'n/a', '7')
+    >>> fmt(1e-5), fmt(0.004), fmt(0.0), fmt(1e20)
+    ('1e-05', '0.004', '0.0', '1e+20')
     """
     if x is None:
         return "n/a"
@@ -64,6 +68,8 @@ def fmt(x: Any, digits: int = 2) -> str:
             return "n/a"
         short = repr(x)
         if "e" in short or len(short.split(".")[-1]) > digits:
+            if x != 0 and math.isfinite(x) and (abs(x) < 0.5 * 10.0**-digits or abs(x) >= 1e15):
+                return f"{x:.3g}"  # fixed point would print 0.00 (or 16+ digits): three significant ones
             return f"{x:.{digits}f}"
         return short
     return str(x)
