@@ -270,8 +270,10 @@ def same_config(stored: Any, cfg: RunConfig) -> bool:
     -------
     bool
         ``True`` if ``stored`` validates to a configuration equal to ``cfg``; ``False`` otherwise, also
-        when ``stored`` does not validate at all.
+        when ``stored`` is missing (``None``: nothing says which configuration it was) or does not validate.
     """
+    if stored is None:
+        return False
     try:
         return parse_config(stored) == cfg
     except ConfigError:

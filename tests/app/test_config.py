@@ -84,3 +84,13 @@ def test_sections_and_round_trip() -> None:
     assert not same_config({"bogus": 1}, smaller)
     with pytest.raises(ValueError, match="frozen"):
         cfg.seed = 3
+
+
+def test_a_missing_stored_config_is_not_the_defaults() -> None:
+    # a run state without a config must not pass for a run of the default configuration (resume refuses it)
+    from ssmred_app.config import parse_config, same_config
+
+    defaults = parse_config({})
+    assert same_config({}, defaults)
+    assert not same_config(None, defaults)
+    assert not same_config({"optim": {"epochs": "x"}}, defaults)
