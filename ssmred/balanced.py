@@ -12,6 +12,11 @@ With :math:`L_o^H L_c = U \Sigma V^H` (see :mod:`ssmred.hsv`):
 ``inv(T)`` is never formed. For any stable system and :math:`\sigma_r > \sigma_{r+1}` the reduced model
 is stable and :math:`\sigma_{r+1} \le \|G - G_r\|_\infty \le 2\sum_{i>r}\sigma_i`. In discrete time the
 truncated model is stable but not balanced: recompute its Gramians before reducing it again.
+
+This module owns the :class:`BTResult` value type, the :class:`BalancedTruncation` reductor and the
+functions built on it. Singular perturbation (:class:`SPAResult`, :func:`singular_perturbation`) lives
+in the private :mod:`ssmred._spa`, the helpers both share (zero realization, bound-reliability
+warnings) in :mod:`ssmred._reduction`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -21,13 +26,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import scipy.linalg as spla
 
-from ssmred._dense import SquareRoot
+from ssmred._reduction import _EPS as _EPS
+from ssmred._reduction import BOUND_ATOL as BOUND_ATOL
+from ssmred._reduction import BOUND_RTOL as BOUND_RTOL
+from ssmred._reduction import _frozen as _frozen
+from ssmred._reduction import _numerically_zero as _numerically_zero
+from ssmred._reduction import _trusted as _trusted
+from ssmred._reduction import _warn_if_bound_unreliable as _warn_if_bound_unreliable
+from ssmred._reduction import _zero_realization as _zero_realization
+from ssmred._spa import SPAResult as SPAResult
+from ssmred._spa import singular_perturbation as singular_perturbation
 from ssmred._threads import _default_size, kernel, limit_for
 from ssmred.backends import GramianMethod, check_choice
-from ssmred.bounds import _select_order, bt_error_bounds, select_order
-from ssmred.errors import AccuracyWarning, NotStableError
+from ssmred.bounds import _select_order, bt_error_bounds
+from ssmred.errors import AccuracyWarning
 from ssmred.hsv import HankelSVD
 from ssmred.statespace import StateSpace
 
@@ -41,12 +54,6 @@ __all__ = [
 ]
 
 BTMethod = Literal["sr", "bfsr"]
-_EPS = float(np.finfo(float).eps)
-
-
-def _frozen(*arrays: np.ndarray) -> None:
-    for a in arrays:
-        a.setflags(write=False)
 
 
 @dataclass(frozen=True)
@@ -78,33 +85,6 @@ class BTResult:
     error_bound: float
     T: np.ndarray
     Ti: np.ndarray
-
-    @property
-    def lower_bound(self) -> float:
-        r"""The lower bound :math:`\sigma_{r+1}` (0 when nothing was truncated)."""
-        return float(self.hsv[self.r]) if self.r < self.hsv.size else 0.0
-
-
-@dataclass(frozen=True)
-class SPAResult:
-    r"""Result of singular perturbation approximation (same bounds as balanced truncation).
-
-    Attributes
-    ----------
-    reduced
-        The reduced system; it matches the steady-state gain (``G(0)`` CT, ``G(1)`` DT).
-    hsv
-        All Hankel singular values of the original system.
-    r
-        The reduced order.
-    error_bound
-        :math:`2\sum_{i>r}\sigma_i`.
-    """
-
-    reduced: StateSpace
-    hsv: np.ndarray
-    r: int
-    error_bound: float
 
     @property
     def lower_bound(self) -> float:
@@ -304,78 +284,6 @@ class BalancedTruncation:
         return BTResult(reduced, hsv, order, bound, T, Ti)
 
 
-def _trusted(A: np.ndarray, B: np.ndarray, C: np.ndarray, D: np.ndarray, dt: float | None) -> StateSpace:
-    """A StateSpace from matrices ssmred computed itself (shapes known); validated if anything is off."""
-    return StateSpace._from_computed(A, B, C, D, dt)
-
-
-def _zero_realization(sys: StateSpace, r: int) -> StateSpace:
-    """The transfer function ``D`` with ``r`` states: ``A = -I`` (CT) or ``0`` (DT), ``B = 0``, ``C = 0``."""
-    dtype = sys.dtype
-    A = np.zeros((r, r), dtype=dtype) if sys.is_discrete else -np.eye(r, dtype=dtype)
-    return StateSpace(
-        A, np.zeros((r, sys.n_inputs), dtype=dtype), np.zeros((sys.n_outputs, r), dtype=dtype), sys.D, dt=sys.dt
-    )
-
-
-def _numerically_zero(sr: SquareRoot) -> bool:
-    """``G - D ≡ 0`` to rounding: sigma_1 at the factors' rounding floor and G - D ~ 0 at four points."""
-    s1 = float(sr.hsv[0]) if sr.hsv.size else 0.0
-    if s1 == 0.0:
-        return True
-    if s1 > 128.0 * sr.hsv_floor * np.sqrt(max(sr.n, 1)):
-        return False
-    A, B, C = sr.Ac, sr.Bc, sr.Cc
-    n = A.shape[0]
-    rho = (1.0 + 1.0 / n) * max(float(np.max(np.abs(A).sum(axis=0))), np.finfo(float).tiny)
-    eye = np.eye(n)
-    eps = np.finfo(float).eps
-    for phi in (0.37, 1.13, 2.21, -0.83):
-        z = rho * np.exp(1j * phi)
-        X = spla.solve(z * eye - A, B.astype(np.complex128), check_finite=False)
-        G = C @ X
-        scale = float(np.sqrt(np.vdot(C, C).real) * np.sqrt(np.vdot(X, X).real))
-        if float(np.sqrt(np.vdot(G, G).real)) > 1e3 * n * eps * scale:
-            return False
-    return True
-
-
-#: The bound is reported as reliable when the estimated rounding floor is below both limits: a relative
-#: part of the bound, and an absolute part of sigma_1 (errors there are rounding level for any G_r).
-BOUND_RTOL = 1e-6
-BOUND_ATOL = 1e-10
-
-
-def _warn_if_bound_unreliable(
-    sr: SquareRoot, order: int, bound: float, cond: float, *, what: str, stacklevel: int
-) -> None:
-    """AccuracyWarning when rounding errors can push ``||G - G_r||_inf`` above the bound by more than the
-    tolerance ``BOUND_RTOL * bound + BOUND_ATOL * sigma_1`` (poles close to the stability boundary), or when
-    the projection is too ill-conditioned for the reduced matrices to carry any accuracy.
-    """
-    floor = sr.error_floor()
-    s1 = float(sr.hsv[0])
-    kind = "unit circle" if sr.discrete else "imaginary axis"
-    if floor > max(BOUND_RTOL * bound, BOUND_ATOL * s1):
-        warnings.warn(
-            f"{what} to order {order}: the a-priori bound 2*sum(discarded HSVs) = {bound:.3g} does not cover "
-            f"rounding errors, which can reach ~{floor:.2g} here (a pole within {sr.delta:.2g} of the {kind}, "
-            f"||A|| = {sr.anorm:.3g}: the HSVs and the reduced model are accurate only to ~eps*||A||/distance "
-            f"relative); expect ||G - G_r||_inf up to ~{bound + floor:.3g}",
-            AccuracyWarning,
-            stacklevel=stacklevel,
-        )
-    if cond * _EPS > 1e-6:
-        warnings.warn(
-            f"{what} to order {order}: the projection has condition number {cond:.2g}; the reduced matrices carry "
-            f"~{cond * _EPS:.1g} relative rounding errors, which the bound does not cover",
-            AccuracyWarning,
-            stacklevel=stacklevel,
-        )
-    for note in sr.notes:
-        warnings.warn(f"{what}: {note}", AccuracyWarning, stacklevel=stacklevel)
-
-
 @kernel()
 def balanced_truncation(
     sys: StateSpace,
@@ -436,106 +344,6 @@ def balanced_truncation(
     hint = int(r) if (r is not None and tol is None and energy is None and type(r) is int) else None
     bt = BalancedTruncation._for_order(sys, gramian_method, hint)
     return bt.reduce(r, tol=tol, energy=energy, method=method)
-
-
-def singular_perturbation(
-    sys: StateSpace,
-    r: int | None = None,
-    *,
-    tol: float | None = None,
-    energy: float | None = None,
-    gramian_method: GramianMethod = "auto",
-) -> SPAResult:
-    r"""Singular perturbation approximation: balanced truncation corrected to match the DC gain.
-
-    With the balanced realization partitioned into kept (1) and discarded (2) states,
-
-    .. math::
-
-        \text{CT: } A_r = A_{11} - A_{12}A_{22}^{-1}A_{21},\; B_r = B_1 - A_{12}A_{22}^{-1}B_2,\;
-        C_r = C_1 - C_2A_{22}^{-1}A_{21},\; D_r = D - C_2A_{22}^{-1}B_2,
-
-    and in DT the same with :math:`A_{22}^{-1}` replaced by :math:`-(I - A_{22})^{-1}`. Then
-    :math:`G_r(0) = G(0)` (CT) or :math:`G_r(1) = G(1)` (DT), and the bound
-    :math:`\|G-G_r\|_\infty \le 2\sum_{i>r}\sigma_i` holds as for truncation.
-
-    Parameters
-    ----------
-    sys
-        A stable system.
-    r
-        Reduced order.
-    tol
-        Choose ``r`` by the a-priori bound.
-    energy
-        Choose ``r`` by the discarded fraction of the HSV sum.
-    gramian_method
-        See :func:`ssmred.gramian_factors`.
-
-    Returns
-    -------
-    SPAResult
-        ``reduced``, ``hsv``, ``r``, ``error_bound``.
-
-    Raises
-    ------
-    NotStableError
-        If ``sys`` is unstable.
-
-    Examples
-    --------
-    >>> sys = StateSpace(np.diag([-1.0, -10.0]), [[1.0], [1.0]], [[1.0, 1.0]])
-    >>> red = singular_perturbation(sys, 1).reduced
-    >>> bool(np.allclose(red(0.0), sys(0.0)))
-    True
-    """
-    with limit_for(sys.n_states if isinstance(sys, StateSpace) else 0):
-        bt = BalancedTruncation(sys, gramian_method=gramian_method)
-        s = bt._hsv
-        order = select_order(s, r=r, tol=tol, energy=energy)
-        k = bt.numerical_rank()
-        if k == 0:  # G - D is zero to rounding: the zero realization, which matches G(0) = D exactly
-            hsv = s.copy()
-            _frozen(hsv)
-            return SPAResult(_zero_realization(sys, order), hsv, order, float(bt_error_bounds(s)[order]))
-        if r is not None and order > k:
-            raise ValueError(
-                f"r={order} exceeds the numerical rank {k} of the Hankel operator; the system has a minimal "
-                f"realization of order {k}: choose r <= {k}"
-            )
-        order = min(order, k)
-        sr = bt._sr
-        # balanced minimal realization of order k (SR), then a Schur complement on states order..k
-        T, Ti, cond = sr.projections(k, "sr")
-        A, B, C = Ti @ sr.Ac @ T, Ti @ sr.Bc, sr.Cc @ T
-        D = np.array(sys.D)
-        if order < k:
-            A11, A12, A21, A22 = A[:order, :order], A[:order, order:], A[order:, :order], A[order:, order:]
-            B1, B2, C1, C2 = B[:order], B[order:], C[:, :order], C[:, order:]
-            M = A22 if not sys.is_discrete else np.eye(k - order) - A22
-            sign = -1.0 if not sys.is_discrete else 1.0
-            lu = spla.lu_factor(M, check_finite=False)
-            X_A = spla.lu_solve(lu, A21, check_finite=False)
-            X_B = spla.lu_solve(lu, B2, check_finite=False)
-            A = A11 + sign * A12 @ X_A
-            B = B1 + sign * A12 @ X_B
-            D = D + sign * C2 @ X_B
-            C = C1 + sign * C2 @ X_A
-            rcond = float(np.min(np.abs(np.diag(lu[0]))) / max(np.max(np.abs(np.diag(lu[0]))), 1e-300))
-            cond = cond / max(rcond, 1e-300)
-        bound = float(bt_error_bounds(s)[order])
-        _warn_if_bound_unreliable(sr, order, bound, cond, what="singular perturbation", stacklevel=3)
-        if not (
-            np.all(np.isfinite(A)) and np.all(np.isfinite(B)) and np.all(np.isfinite(C)) and np.all(np.isfinite(D))
-        ):
-            raise NotStableError(
-                "singular perturbation: the Schur complement of the discarded states is singular to working "
-                f"precision (poles within {sr.delta:.2g} of the stability boundary); use balanced_truncation"
-            )
-        reduced = _trusted(A, B, C, D, sys.dt)
-        hsv = s.copy()
-        _frozen(hsv)
-        return SPAResult(reduced, hsv, order, bound)
 
 
 def minimal_realization(sys: StateSpace, *, rtol: float | None = None) -> StateSpace:
