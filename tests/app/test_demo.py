@@ -62,3 +62,11 @@ def test_report_numbers_equal_metrics(demo_dir: Path) -> None:
     assert rec["test_acc_pct"] == round(100 * comp["test_acc"], 2)
     assert rec["mean_final_dim"] == round(sum(comp["final_dims"]) / len(comp["final_dims"]), 1)
     assert rec["train_cpu_s"] == round(comp["train_cpu_s"], 1)
+
+
+def test_demo_summary_names_missing_runs() -> None:
+    import pytest
+    from ssmred_app.demo import demo_summary
+
+    with pytest.raises(ValueError, match=r"no run labelled 'CompreSSM\.\.\.', 'scratch\.\.\.'"):
+        demo_summary({"table": [{"run": "full (n=32)"}]})

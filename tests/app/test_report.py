@@ -33,3 +33,27 @@ def test_html_renders_the_markdown(tmp_path: Path) -> None:
     assert "<li><code>metrics.json</code> — numbers</li>" in html
     assert '<img src="plots/a.png" alt="HSV spectra" />' in html
     assert "<pre><code>x = 1\n</code></pre>" in html
+
+
+def test_experiment_report_says_how_many_threads_the_cpu_time_covers() -> None:
+    from ssmred_app.experiment._report import _thread_note
+
+    assert "one thread" in _thread_note(1)
+    assert "4 threads" in _thread_note(4)
+    assert "one thread" not in _thread_note(4)
+    assert "default number of threads" in _thread_note(None)
+
+
+def test_aggregate_speedup_of_a_run_without_cpu_time_is_nan() -> None:
+    import math
+
+    from ssmred_app.experiment import _Run, aggregate
+    from ssmred_app.trainer import RunResult
+
+    def run(variant: str, cpu: float) -> _Run:
+        res = RunResult(name=variant, config={}, test_acc=0.5, final_dims=[4], train_cpu_s=cpu)
+        return _Run(variant=variant, group="g", seed=0, result=res)
+
+    rows = {r["variant"]: r for r in aggregate([run("full", 2.0), run("cut", 0.5), run("empty", 0.0)])}
+    assert rows["cut"]["speedup_vs_full"] == 4.0
+    assert math.isnan(rows["empty"]["speedup_vs_full"])  # was a ZeroDivisionError
