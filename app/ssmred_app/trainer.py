@@ -35,8 +35,8 @@ from typing import Any
 from ssmred_app.config import ConfigError, RunConfig, config_to_dict
 from ssmred_app.data import SequenceData, load_dataset
 from ssmred_app.methods import Method, build_method
+from ssmred_app.methods._base import log_reduction
 from ssmred_app.models import build_model, model_meta, save_model_file, state_sizes
-from ssmred_app.report import pct
 from ssmred_app.runresult import RunResult, environment, resolve_device
 from ssmred_app.runstate import RunLock, save_run_state
 from ssmred_app.trainer_optim import build_optimizer, lr_lambda
@@ -284,27 +284,16 @@ class Trainer(StepMixin, ResumeMixin):
         dims_after = state_sizes(self.model)
         dims_before = self._dims_seen
         after = self.evaluate_untimed("val") if dims_after != dims_before else acc_before
-        record.update(
-            {
-                "step": self.step,
-                "fraction": self.step / self.total_steps,
-                "dims_before": dims_before,
-                "dims_after": dims_after,
-                "val_acc_before": acc_before,
-                "val_acc_after": after,
-                "time_s": seconds,
-            }
+        log_reduction(
+            self,
+            record,
+            dims_before=dims_before,
+            dims_after=dims_after,
+            acc_before=acc_before,
+            acc_after=after,
+            seconds=seconds,
         )
-        self.result.reductions.append(record)
-        self.result.reduction_time_s += seconds
-        if dims_after != dims_before:
-            self.result.dims_trace.append([self.step, list(dims_after)])
-            self._dims_seen = dims_after
-        self.log(
-            f"[{self.cfg.name}] step {self.step} ({100 * self.step / self.total_steps:.1f} %): state sizes "
-            f"{dims_before} -> {dims_after}; val acc {pct(acc_before)} -> {pct(after)}; "
-            f"{1000 * seconds:.1f} ms{'; ' + record['note'] if record.get('note') else ''}"
-        )
+        self._dims_seen = dims_after
 
     def run(
         self,

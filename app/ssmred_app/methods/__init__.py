@@ -45,7 +45,6 @@ from __future__ import annotations
 from ssmred_app.config import ConfigError, RunConfig
 from ssmred_app.methods._base import Method as Method
 from ssmred_app.methods._base import _bound_rel as _bound_rel
-from ssmred_app.methods._base import _sizes as _sizes
 from ssmred_app.methods._base import kept_share as kept_share
 from ssmred_app.methods._base import leading_hsv as leading_hsv
 from ssmred_app.methods._base import record_outside_loop as record_outside_loop

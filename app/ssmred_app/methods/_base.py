@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ssmred_app.models import state_sizes
 from ssmred_app.report import pct
 
 
@@ -114,8 +115,6 @@ def leading_hsv(hsv: Any) -> list[float]:
     list of float
         The ``n`` HSVs of the one system, or of the row with the largest σ₁.
     """
-    import numpy as np
-
     h = np.asarray(hsv, dtype=float)
     return (h if h.ndim == 1 else h[int(np.argmax(h[:, 0]))]).tolist()
 
@@ -155,10 +154,6 @@ def _bound_rel(bound: float, hsv: Any) -> float | None:
     return float(bound / s1) if s1 > 0 and bound is not None and math.isfinite(bound) else None
 
 
-def _sizes(model: Any) -> list[int]:
-    return list(model.state_sizes)
-
-
 def record_outside_loop(
     trainer: Any,
     record: dict[str, Any],
@@ -195,28 +190,70 @@ def record_outside_loop(
         Per-layer state sizes before the reduction; the validation accuracy after it is measured only
         when the sizes changed.
     """
-    dims_after = _sizes(trainer.model)
+    dims_after = state_sizes(trainer.model)
     after = trainer.evaluate("val") if dims_after != dims_before else acc_before
+    log_reduction(
+        trainer,
+        record,
+        dims_before=dims_before,
+        dims_after=dims_after,
+        acc_before=acc_before,
+        acc_after=after,
+        seconds=seconds,
+    )
+    trainer.result.train_time_s += seconds
+    trainer.result.train_cpu_s += cpu_seconds
+
+
+def log_reduction(
+    trainer: Any,
+    record: dict[str, Any],
+    *,
+    dims_before: list[int],
+    dims_after: list[int],
+    acc_before: float | None,
+    acc_after: float | None,
+    seconds: float,
+) -> None:
+    """Complete a reduction record, append it to ``trainer.result`` and log its one line.
+
+    Shared by :meth:`~ssmred_app.trainer.Trainer.record_reduction` (in the loop) and
+    :func:`record_outside_loop`; the callers measure the accuracy after and account the time.
+
+    Parameters
+    ----------
+    trainer
+        The trainer (or :class:`~ssmred_app.baselines.PosthocContext`): its ``step``, ``total_steps``,
+        ``cfg``, ``result`` and ``log`` are used.
+    record
+        What the method did (``kind``, per-layer ``layers``, optional ``note``); completed in place with
+        ``step``, ``fraction``, ``dims_before``, ``dims_after``, ``val_acc_before``, ``val_acc_after``
+        and ``time_s``.
+    dims_before, dims_after
+        Per-layer state sizes before and after; a change is appended to ``result.dims_trace``.
+    acc_before, acc_after
+        Validation accuracy in :math:`[0, 1]` before and after (``None``: not measured).
+    seconds
+        Wall time of the reduction, added to ``result.reduction_time_s``.
+    """
     record.update(
         {
             "step": trainer.step,
             "fraction": trainer.step / trainer.total_steps,
             "dims_before": list(dims_before),
-            "dims_after": dims_after,
+            "dims_after": list(dims_after),
             "val_acc_before": acc_before,
-            "val_acc_after": after,
+            "val_acc_after": acc_after,
             "time_s": seconds,
         }
     )
     res = trainer.result
     res.reductions.append(record)
     res.reduction_time_s += seconds
-    res.train_time_s += seconds
-    res.train_cpu_s += cpu_seconds
     if dims_after != dims_before:
-        res.dims_trace.append([trainer.step, dims_after])
+        res.dims_trace.append([trainer.step, list(dims_after)])
     trainer.log(
         f"[{trainer.cfg.name}] step {trainer.step} ({100 * trainer.step / trainer.total_steps:.1f} %): state sizes "
-        f"{dims_before} -> {dims_after}; val acc {pct(acc_before)} -> {pct(after)}; {1000 * seconds:.1f} ms"
+        f"{dims_before} -> {dims_after}; val acc {pct(acc_before)} -> {pct(acc_after)}; {1000 * seconds:.1f} ms"
         f"{'; ' + record['note'] if record.get('note') else ''}"
     )

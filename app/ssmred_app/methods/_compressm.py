@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 from ssmred_app.config import CompressionConfig, ConfigError
-from ssmred_app.methods._base import Method, _bound_rel, _sizes, kept_share, leading_hsv, record_outside_loop
+from ssmred_app.methods._base import Method, _bound_rel, kept_share, leading_hsv, record_outside_loop
+from ssmred_app.models import state_sizes
 from ssmred_app.report import pct
 
 
@@ -44,7 +45,7 @@ class CompreSSMMethod(Method):
         """
         if trainer.step != 0 or not is_attempt(self.controller, 0):
             return
-        dims_before = _sizes(trainer.model)
+        dims_before = state_sizes(trainer.model)
         acc_before = trainer.evaluate("val")
         t0, c0 = time.perf_counter(), time.process_time()
         event = controller_step(self.controller, 0, trainer.model, trainer.optimizer, acc_before)

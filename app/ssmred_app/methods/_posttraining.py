@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 
 from ssmred_app.config import RunConfig
-from ssmred_app.methods._base import Method, _sizes, record_outside_loop
+from ssmred_app.methods._base import Method, record_outside_loop
 from ssmred_app.methods._compressm import selection_mode
 from ssmred_app.methods._selection import _layer_records, rule_orders
+from ssmred_app.models import state_sizes
 
 
 def finetune_(trainer: Any, epochs: int, lr: float) -> list[float]:
@@ -136,7 +137,7 @@ class PostTraining(Method):
         m = self.cfg.method
         if self.name == "last":
             raw = last_orders(model, int(m.target_total))  # type: ignore[arg-type]
-            orders = [min(n, max(r, m.min_order)) for r, n in zip(raw, _sizes(model), strict=True)]
+            orders = [min(n, max(r, m.min_order)) for r, n in zip(raw, state_sizes(model), strict=True)]
             return plan_selection(model, orders, keep="largest", basis="modal", projections=False), raw
         if m.target_total is not None:
             raw, orders = rule_orders(model, Rank(total=int(m.target_total)), min_order=m.min_order)
@@ -163,7 +164,7 @@ class PostTraining(Method):
         """
         from ssmred_torch import apply_reduction_, decide
 
-        dims_before = _sizes(trainer.model)
+        dims_before = state_sizes(trainer.model)
         acc_before = trainer.evaluate("val")
         t0, c0 = time.perf_counter(), time.process_time()
         planned = decide(lambda: self._plan(trainer.model))  # under DDP: rank 0's plan on every rank

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ssmred_app.methods._base import Method, _bound_rel, _sizes, leading_hsv, record_outside_loop
+from ssmred_app.methods._base import Method, _bound_rel, leading_hsv, record_outside_loop
+from ssmred_app.models import state_sizes
 
 
 def _layer_records(report: Any, sel: Any, rule_orders: list[int], hsv_rule: str) -> list[dict[str, Any]]:
@@ -63,7 +64,7 @@ def rule_orders(model: Any, mode: Any, *, hsv: str = "proxy", min_order: int = 1
 
     from ssmred.selection import select_orders
 
-    sizes = _sizes(model)
+    sizes = state_sizes(model)
     if hsv == "real":
         raw = real_output_orders(model, mode)
     else:
@@ -144,7 +145,7 @@ class ScheduledSelection(Method):
         def plan() -> tuple[list[int], Any]:  # under DDP: rank 0 plans, every rank applies (decide)
             if self.cut_orders is not None:
                 raw = list(self.cut_orders[k])
-                orders = [min(n, max(r, self.min_order)) for r, n in zip(raw, _sizes(model), strict=True)]
+                orders = [min(n, max(r, self.min_order)) for r, n in zip(raw, state_sizes(model), strict=True)]
             else:
                 raw, orders = rule_orders(model, self.mode, hsv=self.hsv, min_order=self.min_order)
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.steps[k], k]))
@@ -183,7 +184,7 @@ class ScheduledSelection(Method):
             The calling trainer.
         """
         while self.served < len(self.steps) and self.steps[self.served] <= trainer.step == 0:
-            dims_before = _sizes(trainer.model)
+            dims_before = state_sizes(trainer.model)
             acc_before = trainer.evaluate("val")
             t0, c0 = time.perf_counter(), time.process_time()
             record, _ = self._cut(trainer, self.served, acc_before)
