@@ -220,8 +220,7 @@ def reduce_checkpoint(
         of the same stem.
     tau
         Tolerance :math:`\tau \in [0, 1)`: every layer keeps the smallest order holding
-        :math:`1 - \tau` of its HSV sum. Give exactly one of ``tau`` and ``rank`` (``rank`` wins when
-        both are given; neither raises a plain ``ValueError``).
+        :math:`1 - \tau` of its HSV sum. Give exactly one of ``tau`` and ``rank``.
     rank
         Reduced order of every layer (:math:`\ge 1`).
     config
@@ -244,8 +243,8 @@ def reduce_checkpoint(
     Raises
     ------
     ~ssmred_app.config.ConfigError
-        If ``tau`` or ``rank`` is invalid, the output is refused, the file holds no recognisable
-        model, or a layer cannot be reduced.
+        If not exactly one of ``tau`` and ``rank`` is given or it is invalid, the output is refused,
+        the file holds no recognisable model, or a layer cannot be reduced.
     FileNotFoundError
         If ``checkpoint`` does not exist.
     """
@@ -258,6 +257,8 @@ def reduce_checkpoint(
     from ssmred_app.report import Doc, write_json, write_report
     from ssmred_app.trainer import resolve_device
 
+    if (tau is None) == (rank is None):
+        raise ConfigError("give exactly one of --tau and --rank")
     if tau is not None:
         try:
             Tolerance(tau)

@@ -226,3 +226,14 @@ def test_cuda_devices_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_device("cuda:1") == "cuda:1"
     with pytest.raises(ConfigError, match=r"'cuda:2' requested but there are 2 CUDA device\(s\) \(cuda:0 to cuda:1\)"):
         resolve_device("cuda:2")
+
+
+def test_reduce_checkpoint_needs_exactly_one_of_tau_and_rank(tmp_path: Path) -> None:
+    """Called directly (the CLI's argument group already insists): a typed error before any file is read
+    (it raised a bare ValueError after loading the model, or let ``rank`` win silently)."""
+    from ssmred_app.analysis import reduce_checkpoint
+    from ssmred_app.config import ConfigError
+
+    for kw in ({}, {"tau": 0.1, "rank": 2}):
+        with pytest.raises(ConfigError, match="exactly one of --tau and --rank"):
+            reduce_checkpoint(tmp_path / "missing.pt", tmp_path / "out.pt", **kw)
