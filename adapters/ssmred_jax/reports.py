@@ -3,128 +3,25 @@
 :func:`ssmred_jax.plan_reduction` returns a :class:`ReductionPlan` (its :class:`ReductionReport` of
 one :class:`LayerReport` per SSM layer, the new layers and one :class:`TruncationMap` per reduced
 layer, which :func:`ssmred_jax.rebuild_opt_state` maps the optimizer state with);
-:func:`ssmred_jax.apply_reduction` applies it. Frozen value objects with the fields of
-``ssmred_torch``'s report (the counterpart of ``ssmred_torch.reports``).
+:func:`ssmred_jax.apply_reduction` applies it. The two reports are the core's
+(``ssmred._layer_reports``), the same types ``ssmred_torch`` returns; the map and the plan are JAX's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from ssmred._require import require
 
 require("jax")
 
 import jax  # noqa: E402
-import numpy as np  # noqa: E402
+
+from ssmred._layer_reports import LayerReport, ReductionReport  # noqa: E402
 
 __all__ = ["LayerReport", "ReductionPlan", "ReductionReport", "TruncationMap"]
-
-
-@dataclass(frozen=True)
-class LayerReport:
-    r"""What happened to one layer in one reduction (the fields of ``ssmred_torch``'s report).
-
-    Attributes
-    ----------
-    name
-        Key path of the layer in the model (``jax.tree_util.keystr``; ``""`` for a bare layer).
-    n
-        State size before.
-    r
-        Order chosen by the selection mode (after the numerical-rank cap).
-    n_after
-        State size after (``r`` when applied, ``n`` otherwise).
-    status
-        ``"reduced"``, ``"gated"`` (``r >= gate * n``) or ``"refused"`` (see ``message``).
-    hsv
-        Hankel singular values before the reduction, descending (read-only float64 array).
-    error_bound
-        :math:`2\kappa\sum_{i>r}\sigma_i`, bound on the H-infinity error of the chosen truncation
-        (:math:`\kappa = 2` for ``conj_sym`` S5 layers, else 1).
-    message
-        Reason for a refusal (``None`` otherwise).
-    condition
-        Condition number of the eigenvector matrix at re-diagonalisation (``nan`` if not reached).
-    """
-
-    name: str
-    n: int
-    r: int
-    n_after: int
-    status: Literal["reduced", "gated", "refused"]
-    hsv: np.ndarray
-    error_bound: float
-    message: str | None = None
-    condition: float = float("nan")
-
-    @property
-    def applied(self) -> bool:
-        """Whether the layer was changed."""
-        return self.status == "reduced"
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly dict (HSVs as a list).
-
-        Returns
-        -------
-        dict
-            The fields.
-        """
-        return {
-            "name": self.name,
-            "n": self.n,
-            "r": self.r,
-            "n_after": self.n_after,
-            "status": self.status,
-            "hsv": [float(x) for x in self.hsv],
-            "error_bound": self.error_bound,
-            "message": self.message,
-            "condition": self.condition,
-        }
-
-
-@dataclass(frozen=True)
-class ReductionReport:
-    """Result of one reduction pass over a model.
-
-    Attributes
-    ----------
-    layers
-        One :class:`LayerReport` per SSM layer, in leaf order.
-    seconds
-        Wall time of the pass (including any compilation of the two jitted calls).
-    """
-
-    layers: tuple[LayerReport, ...]
-    seconds: float
-
-    @property
-    def changed(self) -> bool:
-        """Whether any layer was reduced."""
-        return any(layer.applied for layer in self.layers)
-
-    @property
-    def sizes_before(self) -> tuple[int, ...]:
-        """State sizes before."""
-        return tuple(layer.n for layer in self.layers)
-
-    @property
-    def sizes_after(self) -> tuple[int, ...]:
-        """State sizes after."""
-        return tuple(layer.n_after for layer in self.layers)
-
-    @property
-    def mean_size_after(self) -> float:
-        """Mean state size over the layers after the pass (the published "final dim")."""
-        return float(np.mean(self.sizes_after)) if self.layers else float("nan")
-
-    @property
-    def warnings(self) -> tuple[str, ...]:
-        """Messages of the refused layers."""
-        return tuple(f"{lr.name or '<layer>'}: {lr.message}" for lr in self.layers if lr.status == "refused")
 
 
 @dataclass(frozen=True)
