@@ -148,6 +148,51 @@ def kept_share(hsv: Any, r: int) -> float:
     return float(h[:, :r].sum() / total) if total > 0 else 1.0
 
 
+def layer_record(
+    index: int, report: Any, *, kept_energy: float, r_rule: int | None = None, hsv_rule: str | None = None
+) -> dict[str, Any]:
+    """The per-layer entry of a reduction record (``record["layers"]``) from the layer's report.
+
+    Parameters
+    ----------
+    index
+        Position of the layer among the model's SSM layers.
+    report
+        Its :class:`ssmred_torch.LayerReport` of the reduction.
+    kept_energy
+        The kept share of its HSV sum (:func:`kept_share`, or the selection's own share).
+    r_rule, hsv_rule
+        For rule-driven selections: the order the rule chose and which HSVs it used (left out when
+        ``None``).
+
+    Returns
+    -------
+    dict
+        ``layer``, ``name``, ``n``, ``r`` (, ``r_rule``), ``r_applied``, ``status``, ``bound``, ``hsv``
+        (:func:`leading_hsv`), ``systems``, ``message``, ``kept_energy``, ``bound_rel`` (, ``hsv_rule``),
+        in that order.
+    """
+    lr = report
+    rec: dict[str, Any] = {"layer": index, "name": lr.name, "n": lr.n, "r": lr.r}
+    if r_rule is not None:
+        rec["r_rule"] = r_rule
+    rec.update(
+        {
+            "r_applied": lr.n_after,
+            "status": lr.status,
+            "bound": lr.error_bound,
+            "hsv": leading_hsv(lr.hsv),
+            "systems": 1 if lr.hsv.ndim == 1 else int(lr.hsv.shape[0]),
+            "message": lr.message,
+            "kept_energy": kept_energy,
+            "bound_rel": _bound_rel(lr.error_bound, lr.hsv),
+        }
+    )
+    if hsv_rule is not None:
+        rec["hsv_rule"] = hsv_rule
+    return rec
+
+
 def _bound_rel(bound: float, hsv: Any) -> float | None:
     h = np.atleast_2d(np.asarray(hsv, dtype=float))
     s1 = float(h[:, 0].max()) if h.size else 0.0

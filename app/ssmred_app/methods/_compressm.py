@@ -11,7 +11,7 @@ import time
 from typing import Any
 
 from ssmred_app.config import CompressionConfig, ConfigError
-from ssmred_app.methods._base import Method, _bound_rel, kept_share, leading_hsv, record_outside_loop
+from ssmred_app.methods._base import Method, kept_share, layer_record, record_outside_loop
 from ssmred_app.models import state_sizes
 from ssmred_app.report import pct
 
@@ -240,21 +240,5 @@ def describe_event(event: Any) -> dict[str, Any]:
         notes += list(rec.warnings)
         if rec.kind == "accept":
             notes.append(f"pragmatic check passed ({pct(rec.reference_metric)} -> {pct(rec.val_metric)})")
-        for i, lr in enumerate(rec.layers):
-            layers.append(
-                {
-                    "layer": i,
-                    "name": lr.name,
-                    "n": lr.n,
-                    "r": lr.r,
-                    "r_applied": lr.n_after,
-                    "status": lr.status,
-                    "bound": lr.error_bound,
-                    "hsv": leading_hsv(lr.hsv),
-                    "systems": 1 if lr.hsv.ndim == 1 else int(lr.hsv.shape[0]),
-                    "message": lr.message,
-                    "kept_energy": kept_share(lr.hsv, lr.n_after),
-                    "bound_rel": _bound_rel(lr.error_bound, lr.hsv),
-                }
-            )
+        layers += [layer_record(i, lr, kept_energy=kept_share(lr.hsv, lr.n_after)) for i, lr in enumerate(rec.layers)]
     return {"kind": "+".join(kinds), "layers": layers, "note": "; ".join(notes)}

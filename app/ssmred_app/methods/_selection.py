@@ -11,33 +11,21 @@ from typing import Any
 
 import numpy as np
 
-from ssmred_app.methods._base import Method, _bound_rel, leading_hsv, record_outside_loop
+from ssmred_app.methods._base import Method, layer_record, record_outside_loop
 from ssmred_app.models import state_sizes
 
 
 def _layer_records(report: Any, sel: Any, rule_orders: list[int], hsv_rule: str) -> list[dict[str, Any]]:
-    out = []
-    for i, lr in enumerate(report.layers):
-        share = sel.kept_energy[i] if lr.applied else 1.0
-        out.append(
-            {
-                "layer": i,
-                "name": lr.name,
-                "n": lr.n,
-                "r": lr.r,
-                "r_rule": rule_orders[i],
-                "r_applied": lr.n_after,
-                "status": lr.status,
-                "bound": lr.error_bound,
-                "hsv": leading_hsv(lr.hsv),
-                "systems": 1 if lr.hsv.ndim == 1 else int(lr.hsv.shape[0]),
-                "message": lr.message,
-                "kept_energy": share,
-                "bound_rel": _bound_rel(lr.error_bound, lr.hsv),
-                "hsv_rule": hsv_rule,
-            }
+    return [
+        layer_record(
+            i,
+            lr,
+            kept_energy=sel.kept_energy[i] if lr.applied else 1.0,
+            r_rule=rule_orders[i],
+            hsv_rule=hsv_rule,
         )
-    return out
+        for i, lr in enumerate(report.layers)
+    ]
 
 
 def rule_orders(model: Any, mode: Any, *, hsv: str = "proxy", min_order: int = 1) -> tuple[list[int], list[int]]:
