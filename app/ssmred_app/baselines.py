@@ -24,6 +24,7 @@ from typing import Any
 from ssmred_app.config import RunConfig, config_to_dict
 from ssmred_app.data import SequenceData, load_dataset
 from ssmred_app.runresult import RunResult
+from ssmred_app.trainer_steps import count_correct, split_tensors
 
 __all__ = ["PosthocContext", "posthoc_cached", "posthoc_run", "source_model_file"]
 
@@ -59,13 +60,7 @@ class PosthocContext:
         self.total_steps = result.total_steps
         self.step = result.total_steps
         self._log = log
-        self.tensors = {
-            split: (
-                torch.as_tensor(getattr(data, f"X_{split}")).to(self.device),
-                torch.as_tensor(getattr(data, f"y_{split}")).to(self.device),
-            )
-            for split in ("train", "val", "test")
-        }
+        self.tensors = split_tensors(data, self.device)
 
     def log(self, msg: str) -> None:
         """Emit one line.
@@ -91,17 +86,8 @@ class PosthocContext:
             The share of correctly classified samples, in :math:`[0, 1]` (``0.0`` for an empty split).
             The model's train/eval mode is restored afterwards.
         """
-        torch = self.torch
         X, y = self.tensors[split]
-        bs = self.cfg.optim.eval_batch_size
-        was_training = self.model.training
-        self.model.eval()
-        correct = 0
-        with torch.no_grad():
-            for i in range(0, len(y), bs):
-                correct += int((self.model(X[i : i + bs]).argmax(-1) == y[i : i + bs]).sum())
-        self.model.train(was_training)
-        return correct / max(1, len(y))
+        return count_correct(self.model, X, y, self.cfg.optim.eval_batch_size) / max(1, len(y))
 
     def evaluate_untimed(self, split: str) -> float:
         """Same as :meth:`evaluate` (nothing here is timed by the context).

@@ -41,7 +41,7 @@ from ssmred_app.runresult import RunResult, environment, resolve_device
 from ssmred_app.runstate import RunLock, save_run_state
 from ssmred_app.trainer_optim import build_optimizer, lr_lambda
 from ssmred_app.trainer_resume import ResumeMixin
-from ssmred_app.trainer_steps import StepMixin, _rng_seed
+from ssmred_app.trainer_steps import StepMixin, _rng_seed, count_correct, split_tensors
 
 # RunResult, environment and resolve_device live in ssmred_app.runresult, lr_lambda in ssmred_app.trainer_optim;
 # they are re-exported here
@@ -112,13 +112,7 @@ class Trainer(StepMixin, ResumeMixin):
         d = self.data
         for note in d.warnings:
             self.log(f"[{cfg.name}] warning: {note}")
-        self.tensors = {
-            split: (
-                torch.as_tensor(getattr(d, f"X_{split}")).to(self.device),
-                torch.as_tensor(getattr(d, f"y_{split}")).to(self.device),
-            )
-            for split in ("train", "val", "test")
-        }
+        self.tensors = split_tensors(d, self.device)
         if self.dist is None:
             self.steps_per_epoch = math.ceil(len(d.y_train) / cfg.optim.batch_size)
         else:  # each rank's share, ceil(n / N), in batches of optim.batch_size (= ceil(n / (N * batch)))
@@ -188,7 +182,7 @@ class Trainer(StepMixin, ResumeMixin):
         bs = self.cfg.optim.eval_batch_size
         if self.dist is not None:
             return self._evaluate_shard(X, y, bs)
-        return self._correct(X, y, bs, 0, len(y)) / max(1, len(y))
+        return count_correct(self.model, X, y, bs) / max(1, len(y))
 
     # -- checkpoints -------------------------------------------------------------------------------
     def checkpoint_path(self) -> Path:

@@ -27,7 +27,69 @@ from ssmred_app.report import pct
 if TYPE_CHECKING:
     from ssmred_app.trainer import Trainer
 
-__all__ = ["StepMixin"]
+__all__ = ["StepMixin", "count_correct", "split_tensors"]
+
+
+def split_tensors(data: Any, device: Any) -> dict[str, tuple[Any, Any]]:
+    """The ``train``/``val``/``test`` arrays of a data set as tensors on ``device``.
+
+    Parameters
+    ----------
+    data
+        A :class:`~ssmred_app.data.SequenceData` (``X_train``, ``y_train``, ``X_val``, ...).
+    device
+        Where the tensors go (a torch device or its name).
+
+    Returns
+    -------
+    dict
+        ``split -> (X, y)`` for the three splits.
+    """
+    import torch
+
+    return {
+        split: (
+            torch.as_tensor(getattr(data, f"X_{split}")).to(device),
+            torch.as_tensor(getattr(data, f"y_{split}")).to(device),
+        )
+        for split in ("train", "val", "test")
+    }
+
+
+def count_correct(model: Any, X: Any, y: Any, batch_size: int, lo: int = 0, hi: int | None = None) -> int:
+    """Correctly classified samples among ``X[lo:hi]``, in batches (eval mode, no gradients; the mode restored).
+
+    The one evaluation loop of the trainer (one process, and each rank's block under DDP) and of the
+    post-hoc context of :mod:`ssmred_app.baselines`.
+
+    Parameters
+    ----------
+    model
+        The classifier (``torch.nn.Module``); its train/eval mode is restored afterwards.
+    X, y
+        Inputs and integer labels of the split.
+    batch_size
+        Samples per forward pass.
+    lo, hi
+        The block ``[lo, hi)`` to evaluate (default: all of ``y``).
+
+    Returns
+    -------
+    int
+        The number of samples whose arg-max prediction equals the label.
+    """
+    import torch
+
+    hi = len(y) if hi is None else hi
+    was_training = model.training
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(lo, hi, batch_size):
+            j = min(i + batch_size, hi)
+            correct += int((model(X[i:j]).argmax(-1) == y[i:j]).sum())
+    model.train(was_training)
+    return correct
 
 
 def _rng_seed(*parts: int) -> int:
@@ -46,23 +108,11 @@ class StepMixin:
     :meth:`~ssmred_app.trainer.Trainer.run` call them.
     """
 
-    def _correct(self, X: Any, y: Any, bs: int, lo: int, hi: int) -> int:
-        """Correctly classified samples among ``X[lo:hi]`` (eval mode, no gradients; the mode restored)."""
-        was_training = self.model.training
-        self.model.eval()
-        correct = 0
-        with self.torch.no_grad():
-            for i in range(lo, hi, bs):
-                j = min(i + bs, hi)
-                correct += int((self.model(X[i:j]).argmax(-1) == y[i:j]).sum())
-        self.model.train(was_training)
-        return correct
-
     def _evaluate_shard(self, X: Any, y: Any, bs: int) -> float:
         """Accuracy under DDP: this rank's contiguous block, the correct counts all-reduced."""
         rank, ws = self.dist.rank, self.world_size
         lo, hi = len(y) * rank // ws, len(y) * (rank + 1) // ws
-        return int(self.dist.all_sum([self._correct(X, y, bs, lo, hi)])[0]) / max(1, len(y))
+        return int(self.dist.all_sum([count_correct(self.model, X, y, bs, lo, hi)])[0]) / max(1, len(y))
 
     def _record_epoch(self, val_acc: float) -> None:
         """Append the epoch just finished to the result and log it (global numbers under DDP)."""
